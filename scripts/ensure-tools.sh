@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Installs the development tools this project needs, only those missing.
+# Fast (no network) when everything is present.
+#
+#   ./scripts/ensure-tools.sh            moto server, cargo-lambda, cfn-lint, rustfmt, clippy
+#   SAM=1 ./scripts/ensure-tools.sh      ... and the SAM CLI in .local/samvenv
+#   RELEASE=1 ./scripts/ensure-tools.sh  ... and the aarch64 Rust target (for sam build / cargo lambda build --arm64)
+#
+# Options --sam / --lint and --release are the same as SAM=1 and RELEASE=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_sam="${SAM:-0}"
+want_release="${RELEASE:-0}"
+for arg in "$@"; do
+  case "$arg" in
+    --sam | --lint) want_sam=1 ;;
+    --release) want_release=1 ;;
+    *) echo "ensure-tools.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+PYTHON="${PYTHON:-python3}"
+installed=0
+
+say() { echo "ensure-tools: $*" >&2; }
+
+pip_install() {
+  say "installing $*"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check "$@"
+  installed=1
+}
+
+has_py_modules() {
+  "$PYTHON" - "$@" <<'PY'
+import importlib.util, sys
+sys.exit(0 if all(importlib.util.find_spec(m) for m in sys.argv[1:]) else 1)
+PY
+}
+
+# Local DynamoDB (scripts/moto_server.py) and boto3 for checks.
+if ! has_py_modules moto flask flask_cors werkzeug boto3; then
+  pip_install 'moto[server]'
+fi
+
+# cargo lambda (local runtime for ./scripts/dev.sh, and sam build).
+if ! command -v cargo-lambda >/dev/null 2>&1; then
+  pip_install cargo-lambda
+fi
+
+# Template linter.
+if ! command -v cfn-lint >/dev/null 2>&1; then
+  pip_install cfn-lint
+fi
+
+if [ "$installed" = 1 ] && command -v pyenv >/dev/null 2>&1; then
+  pyenv rehash || true
+fi
+
+# Rust components used by ./scripts/test.sh.
+if ! cargo fmt --version >/dev/null 2>&1; then
+  say "adding rustfmt"
+  rustup component add rustfmt
+fi
+if ! cargo clippy --version >/dev/null 2>&1; then
+  say "adding clippy"
+  rustup component add clippy
+fi
+
+# SAM CLI, project-local (.local/ is git-ignored).
+if [ "$want_sam" = 1 ] && [ ! -x .local/samvenv/bin/sam ]; then
+  say "installing the SAM CLI into .local/samvenv"
+  mkdir -p .local
+  "$PYTHON" -m venv .local/samvenv
+  .local/samvenv/bin/python -m pip install --quiet --disable-pip-version-check aws-sam-cli
+fi
+
+# Cross target for release builds only.
+if [ "$want_release" = 1 ] && ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+  say "adding the aarch64-unknown-linux-gnu target"
+  rustup target add aarch64-unknown-linux-gnu
+fi

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Everything CI checks, runnable locally (also while ./scripts/dev.sh runs):
+#   a private moto server on a free port for the tests that need DynamoDB,
+#   cargo fmt --check, cargo clippy -D warnings, cargo nextest (or cargo test),
+#   cfn-lint and, when the SAM CLI is in .local/samvenv, sam validate --lint.
+# Every step runs; the script exits non-zero when any of them failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${CI:-}" = "true" ]; then
+  export SAM=1
+fi
+./scripts/ensure-tools.sh
+mkdir -p .local
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+moto_pid=""
+moto_log=""
+stop_moto() {
+  if [ -n "$moto_pid" ]; then
+    kill -TERM "$moto_pid" 2>/dev/null || true
+    wait "$moto_pid" 2>/dev/null || true
+    moto_pid=""
+  fi
+  if [ -n "$moto_log" ]; then
+    rm -f "$moto_log"
+  fi
+}
+trap stop_moto EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Start moto on a free port (a few tries: the port may be taken in between).
+port=""
+for _ in 1 2 3; do
+  port="$(free_port)"
+  moto_log="$(mktemp .local/moto-test.XXXXXX.log)"
+  python3 scripts/moto_server.py --host 127.0.0.1 --port "$port" --quiet >"$moto_log" 2>&1 &
+  moto_pid=$!
+  for _ in $(seq 1 150); do
+    if grep -q '^moto listening' "$moto_log" 2>/dev/null || ! kill -0 "$moto_pid" 2>/dev/null; then
+      break
+    fi
+    sleep 0.2
+  done
+  if grep -q '^moto listening' "$moto_log"; then
+    break
+  fi
+  echo "test.sh: moto did not start on port $port:" >&2
+  tail -n 20 "$moto_log" >&2
+  stop_moto
+  port=""
+done
+if [ -z "$port" ]; then
+  echo "test.sh: could not start moto" >&2
+  exit 1
+fi
+echo "test.sh: moto listening on http://127.0.0.1:$port" >&2
+
+export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$port"
+export AWS_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=test
+export AWS_SECRET_ACCESS_KEY=test
+
+failed=()
+step() {
+  local name="$1"
+  shift
+  echo "==> $name" >&2
+  if "$@"; then
+    echo "==> $name: ok" >&2
+  else
+    echo "==> $name: FAILED" >&2
+    failed+=("$name")
+  fi
+}
+
+step "cargo fmt" cargo fmt --all --check
+step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+if cargo nextest --version >/dev/null 2>&1; then
+  step "cargo nextest" cargo nextest run --workspace --no-fail-fast
+else
+  step "cargo test" cargo test --workspace --no-fail-fast
+fi
+step "cfn-lint" cfn-lint template.yaml
+if [ -x .local/samvenv/bin/sam ]; then
+  step "sam validate" env SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 \
+    .local/samvenv/bin/sam validate --lint --template template.yaml
+else
+  echo "==> sam validate: skipped (SAM CLI not in .local/samvenv; SAM=1 ./scripts/ensure-tools.sh installs it)" >&2
+fi
+
+if [ "${#failed[@]}" -gt 0 ]; then
+  (IFS=','; echo "test.sh: FAILED: ${failed[*]}" >&2)
+  exit 1
+fi
+echo "test.sh: all checks passed" >&2

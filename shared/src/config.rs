@@ -1,0 +1,232 @@
+//! Environment → typed configuration, failing fast with the variable's name.
+
+use std::time::Duration;
+
+use crate::protocol::{Revision, SkillId};
+use crate::signing::{self, Algorithm, HmacSecret, KeyRing, Signer, Verifier};
+
+/// A setting that is missing or malformed; the message names the variable
+/// but never echoes its value (it may be a secret).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    #[error("{name} is malformed: {reason}")]
+    Malformed { name: &'static str, reason: String },
+}
+
+/// Everything a function needs from its environment, parsed once at start.
+#[derive(Debug)]
+pub struct Config {
+    pub table_name: String,
+    pub skill_id: SkillId,
+    pub keys: KeyRing,
+    pub fulfillment_url: Option<String>,
+    pub accept_unknown_orders: bool,
+    pub idempotency_ttl: Duration,
+    pub protocol: Revision,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `get`, so tests can pass a map instead of the
+    /// process environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&get);
+        let table_name = env.required("TABLE_NAME")?;
+        let skill_id = env.parsed("DINGDANG_SKILL_ID", |v| SkillId::parse(v))?;
+        let algorithm = env
+            .optional("DINGDANG_SIGN_ALG")
+            .map(|v| {
+                v.parse::<Algorithm>().map_err(|_| {
+                    malformed(
+                        "DINGDANG_SIGN_ALG",
+                        "expected TSK-HMAC-SHA256-BASIC or TSK-RSA2",
+                    )
+                })
+            })
+            .transpose()?
+            .unwrap_or(Algorithm::HmacSha256Basic);
+        let skew_secs: u64 = env
+            .optional("DINGDANG_CLOCK_SKEW_SECS")
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| malformed("DINGDANG_CLOCK_SKEW_SECS", "expected whole seconds"))
+            })
+            .transpose()?
+            .unwrap_or(180);
+        let skew = Duration::from_secs(skew_secs);
+        let keys = match algorithm {
+            Algorithm::HmacSha256Basic => {
+                let mut secrets = env.parsed("DINGDANG_SKILL_SECRET", HmacSecret::list)?;
+                let signer = Signer::Hmac(secrets[0].clone());
+                secrets.shrink_to_fit();
+                KeyRing {
+                    signer,
+                    verifier: Verifier::hmac(secrets),
+                    skew,
+                }
+            }
+            Algorithm::Rsa2 => {
+                let public =
+                    env.parsed("DINGDANG_PLATFORM_PUBLIC_KEY", signing::parse_public_keys)?;
+                let private =
+                    env.parsed("DINGDANG_SKILL_PRIVATE_KEY", signing::parse_private_key)?;
+                KeyRing {
+                    signer: Signer::Rsa2(Box::new(private)),
+                    verifier: Verifier::rsa2(public),
+                    skew,
+                }
+            }
+        };
+        let fulfillment_url = env
+            .optional("FULFILLMENT_URL")
+            .map(|v| {
+                if v.starts_with("https://") || v.starts_with("http://") {
+                    Ok(v)
+                } else {
+                    Err(malformed("FULFILLMENT_URL", "expected an http(s) URL"))
+                }
+            })
+            .transpose()?;
+        let accept_unknown_orders = env.flag("DINGDANG_ACCEPT_UNKNOWN_ORDERS")?;
+        let idempotency_ttl = Duration::from_secs(
+            env.optional("IDEMPOTENCY_TTL_SECS")
+                .map(|v| {
+                    v.parse()
+                        .map_err(|_| malformed("IDEMPOTENCY_TTL_SECS", "expected whole seconds"))
+                })
+                .transpose()?
+                .unwrap_or(86_400),
+        );
+        let protocol = env
+            .optional("DINGDANG_PROTOCOL")
+            .map(|v| {
+                v.parse::<Revision>()
+                    .map_err(|_| malformed("DINGDANG_PROTOCOL", "expected 2018 or 2019"))
+            })
+            .transpose()?
+            .unwrap_or(Revision::R2018);
+        if protocol == Revision::R2019 && algorithm != Algorithm::Rsa2 {
+            return Err(malformed(
+                "DINGDANG_SIGN_ALG",
+                "the 2019 protocol requires TSK-RSA2",
+            ));
+        }
+        Ok(Self {
+            table_name,
+            skill_id,
+            keys,
+            fulfillment_url,
+            accept_unknown_orders,
+            idempotency_ttl,
+            protocol,
+        })
+    }
+}
+
+fn malformed(name: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Malformed {
+        name,
+        reason: reason.into(),
+    }
+}
+
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn optional(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.optional(name).ok_or(ConfigError::Missing(name))
+    }
+
+    fn parsed<T, E: std::fmt::Display>(
+        &self,
+        name: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<T, ConfigError> {
+        parse(&self.required(name)?).map_err(|e| malformed(name, e.to_string()))
+    }
+
+    fn flag(&self, name: &'static str) -> Result<bool, ConfigError> {
+        match self
+            .optional(name)
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("false" | "0" | "no") => Ok(false),
+            Some("true" | "1" | "yes") => Ok(true),
+            Some(_) => Err(malformed(name, "expected true or false")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const BASE: &[(&str, &str)] = &[
+        ("TABLE_NAME", "t"),
+        ("DINGDANG_SKILL_ID", "skill-123"),
+        ("DINGDANG_SKILL_SECRET", "s1,s2"),
+    ];
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_lookup(lookup(BASE)).unwrap();
+        assert_eq!(c.keys.skew, Duration::from_secs(180));
+        assert_eq!(c.keys.signer.algorithm(), Algorithm::HmacSha256Basic);
+        assert!(!c.accept_unknown_orders);
+        assert_eq!(c.protocol, Revision::R2018);
+    }
+
+    #[test]
+    fn errors_name_the_variable_and_hide_the_value() {
+        let err = Config::from_lookup(lookup(&[("TABLE_NAME", "t")])).unwrap_err();
+        assert_eq!(err.to_string(), "DINGDANG_SKILL_ID is not set");
+        let mut pairs = BASE.to_vec();
+        pairs.push(("DINGDANG_CLOCK_SKEW_SECS", "soon"));
+        let err = Config::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(
+            err.to_string().starts_with("DINGDANG_CLOCK_SKEW_SECS"),
+            "{err}"
+        );
+        let pairs = [
+            ("TABLE_NAME", "t"),
+            ("DINGDANG_SKILL_ID", "skill-123"),
+            ("DINGDANG_SIGN_ALG", "TSK-RSA2"),
+            ("DINGDANG_PLATFORM_PUBLIC_KEY", "not-a-key-SECRETVALUE"),
+            ("DINGDANG_SKILL_PRIVATE_KEY", "x"),
+        ];
+        let err = Config::from_lookup(lookup(&pairs)).unwrap_err().to_string();
+        assert!(err.starts_with("DINGDANG_PLATFORM_PUBLIC_KEY"), "{err}");
+        assert!(!err.contains("SECRETVALUE"));
+    }
+
+    #[test]
+    fn revision_2019_requires_rsa2() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("DINGDANG_PROTOCOL", "2019"));
+        let err = Config::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(err.to_string().starts_with("DINGDANG_SIGN_ALG"));
+    }
+}

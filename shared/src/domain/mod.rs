@@ -1,0 +1,91 @@
+//! The business rules. They talk to the store and to outbound services only
+//! through the traits declared here, so they know no AWS or HTTP types.
+
+pub mod orders;
+pub mod ship;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{Fen, TradeNo, TransactionId, UserToken};
+use crate::EpochSecs;
+
+/// An order as the partner registered it and as payment moved it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    pub trade_no: TradeNo,
+    pub total_amt: Fen,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_token: Option<UserToken>,
+    pub status: OrderStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<TransactionId>,
+    pub created_at: EpochSecs,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paid_at: Option<EpochSecs>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    /// Registered, not paid yet.
+    Created,
+    /// Paid and fulfilled: `transaction_id` is set.
+    Paid,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "CREATED",
+            Self::Paid => "PAID",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "CREATED" => Some(Self::Created),
+            "PAID" => Some(Self::Paid),
+            _ => None,
+        }
+    }
+}
+
+/// A failure of the store itself (unreachable, throttled, corrupt item):
+/// never the caller's fault, always worth a retry.
+#[derive(Debug, thiserror::Error)]
+#[error("store: {message}")]
+pub struct StoreError {
+    pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+/// What the order registry needs from the store.
+#[async_trait]
+pub trait OrderStore: Send + Sync {
+    /// Stores `order` unless its `tradeNo` exists; returns the existing one
+    /// otherwise.
+    async fn insert_order(&self, order: &Order) -> Result<Option<Order>, StoreError>;
+    async fn get_order(&self, trade_no: &TradeNo) -> Result<Option<Order>, StoreError>;
+}

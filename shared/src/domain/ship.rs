@@ -1,0 +1,355 @@
+//! Ship notification (通知发货): verify against our order, grant exactly
+//! once, answer duplicates with the first reply.
+//!
+//! The idempotency record is keyed on `transactionId` and carries an md5
+//! fingerprint of the fields that decide the grant. Without a fulfilment
+//! webhook the order's move to PAID, the idempotency record and the nonce
+//! commit in one store transaction (one round trip); the table's stream
+//! carries the change to the partner's fulfilment consumer. With a webhook
+//! the claim is first written IN_PROGRESS (expiring with the Lambda
+//! deadline), the webhook is called, and the claim is then completed, or
+//! released on failure so that a retry can succeed.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use md5::{Digest, Md5};
+use serde::Serialize;
+
+use super::StoreError;
+use crate::protocol::{Fen, Reply, ShipNotify, SkillId, TradeNo, TransactionId, UserToken};
+use crate::EpochSecs;
+
+/// md5 (hex) of the fields of a notification that decide what is granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    pub fn of(notice: &ShipNotify) -> Self {
+        let mut md5 = Md5::new();
+        for part in [
+            notice.skill_id.as_str(),
+            notice.transaction_id.as_str(),
+            notice.trade_no.as_str(),
+            &notice.total_amt.get().to_string(),
+        ] {
+            md5.update(part.as_bytes());
+            md5.update([0x1f]);
+        }
+        Self(hex::encode(md5.finalize()))
+    }
+
+    pub fn from_stored(hex: String) -> Self {
+        Self(hex)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// md5 (hex) of a raw request body: a nonce seen again with the same body is
+/// a redelivery, with another body a replay.
+pub fn body_hash(body: &[u8]) -> String {
+    hex::encode(Md5::digest(body))
+}
+
+/// How the claim is written.
+#[derive(Debug, Clone)]
+pub enum ClaimMode {
+    /// Grant in the same transaction, storing the reply as COMPLETE.
+    Complete { reply: Reply },
+    /// Write IN_PROGRESS until the given time; completed or released later.
+    InProgress { until: EpochSecs },
+}
+
+/// One atomic claim of a notification.
+#[derive(Debug, Clone)]
+pub struct ShipClaim<'a> {
+    pub notice: &'a ShipNotify,
+    pub fingerprint: Fingerprint,
+    pub body_hash: String,
+    pub now: EpochSecs,
+    pub mode: ClaimMode,
+    pub accept_unknown_orders: bool,
+    /// When a COMPLETE idempotency record may be forgotten.
+    pub record_expires: EpochSecs,
+    /// When the nonce may be forgotten.
+    pub nonce_expires: EpochSecs,
+}
+
+/// The idempotency record found for a `transactionId`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub fingerprint: Fingerprint,
+    pub state: RecordState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordState {
+    InProgress { until: EpochSecs },
+    Complete { reply: Reply },
+}
+
+/// Why our order refused the notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderMismatch {
+    Unknown,
+    Amount {
+        ours: Fen,
+    },
+    /// Paid by this very transaction: the idempotency record has expired.
+    PaidByThis,
+    PaidByOther(TransactionId),
+    /// Another transaction holds an unexpired claim on the order.
+    ClaimedByOther,
+}
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimResult {
+    Claimed,
+    Existing(IdempotencyRecord),
+    NonceReused,
+    Order(OrderMismatch),
+    /// Cancelled by a concurrent transaction on the same items.
+    Contended,
+}
+
+/// What the ship flow needs from the store.
+#[async_trait]
+pub trait ShipStore: Send + Sync {
+    /// Claims the transaction, the nonce and the order in one transaction;
+    /// writes nothing unless everything holds.
+    async fn claim(&self, claim: &ShipClaim<'_>) -> Result<ClaimResult, StoreError>;
+    /// Completes an IN_PROGRESS claim: the order becomes PAID and the reply
+    /// is stored. `false` when the claim was lost (expired and taken over).
+    async fn complete(&self, claim: &ShipClaim<'_>, reply: &Reply) -> Result<bool, StoreError>;
+    /// Drops an IN_PROGRESS claim so that a retry can succeed.
+    async fn release(&self, claim: &ShipClaim<'_>) -> Result<(), StoreError>;
+}
+
+/// What the partner's fulfilment webhook receives.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FulfilmentRequest {
+    pub transaction_id: TransactionId,
+    pub trade_no: TradeNo,
+    pub total_amt: Fen,
+    pub skill_id: SkillId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_token: Option<UserToken>,
+    pub paid_at: EpochSecs,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("fulfilment webhook: {0}")]
+pub struct FulfilError(pub String);
+
+/// The partner's fulfilment webhook; `transactionId` is its idempotency key.
+#[async_trait]
+pub trait Fulfiller: Send + Sync {
+    async fn fulfil(
+        &self,
+        request: &FulfilmentRequest,
+        timeout: Duration,
+    ) -> Result<(), FulfilError>;
+}
+
+/// Why a notification was refused. None of these writes anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    WrongSkill,
+    NonceReplayed,
+    UnknownOrder,
+    AmountMismatch,
+    PaidByOther,
+    Conflict,
+    InProgress,
+    FulfilmentFailed,
+}
+
+impl Rejection {
+    /// The caller-safe `retMsg`.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::WrongSkill => "unknown skill",
+            Self::NonceReplayed => "replayed nonceStr",
+            Self::UnknownOrder => "unknown tradeNo",
+            Self::AmountMismatch => "totalAmt mismatch",
+            Self::PaidByOther => "paid by another transaction",
+            Self::Conflict => "conflicting transaction payload",
+            Self::InProgress => "in progress, retry later",
+            Self::FulfilmentFailed => "fulfilment failed, retry later",
+        }
+    }
+
+    /// Money may be at risk: an operator must look.
+    pub fn is_alert(self) -> bool {
+        matches!(
+            self,
+            Self::UnknownOrder | Self::AmountMismatch | Self::PaidByOther | Self::Conflict
+        )
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::WrongSkill => "wrong_skill",
+            Self::NonceReplayed => "replay",
+            Self::UnknownOrder => "unknown_order",
+            Self::AmountMismatch => "amount_mismatch",
+            Self::PaidByOther => "paid_by_other",
+            Self::Conflict => "conflict",
+            Self::InProgress => "in_progress",
+            Self::FulfilmentFailed => "fulfilment_failed",
+        }
+    }
+}
+
+/// The decision for one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShipOutcome {
+    /// This delivery granted the order.
+    Fulfilled,
+    /// A duplicate: the first delivery's reply, nothing granted.
+    Replayed(Reply),
+    /// The order already remembers this transaction (the idempotency record
+    /// expired): SUCCESS, nothing granted.
+    AlreadyFulfilled,
+    Rejected(Rejection),
+}
+
+impl ShipOutcome {
+    pub fn reply(&self) -> Reply {
+        match self {
+            Self::Fulfilled | Self::AlreadyFulfilled => Reply::success(),
+            Self::Replayed(reply) => reply.clone(),
+            Self::Rejected(r) => Reply::fail(r.message()),
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Fulfilled => "fulfilled",
+            Self::Replayed(_) => "duplicate",
+            Self::AlreadyFulfilled => "already_fulfilled",
+            Self::Rejected(r) => r.code(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShipError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Settings of the ship flow.
+#[derive(Debug, Clone)]
+pub struct ShipSettings {
+    pub skill_id: SkillId,
+    pub accept_unknown_orders: bool,
+    pub record_ttl: Duration,
+    pub nonce_ttl: Duration,
+}
+
+/// The ship notification service.
+pub struct ShipService<S, F> {
+    pub store: S,
+    pub fulfiller: Option<F>,
+    pub settings: ShipSettings,
+}
+
+impl<S: ShipStore, F: Fulfiller> ShipService<S, F> {
+    /// Decides one verified, parsed notification. `deadline` is when the
+    /// invocation will be stopped: an IN_PROGRESS claim expires then.
+    pub async fn handle(
+        &self,
+        notice: &ShipNotify,
+        body_hash: String,
+        now: EpochSecs,
+        deadline: EpochSecs,
+    ) -> Result<ShipOutcome, ShipError> {
+        if notice.skill_id != self.settings.skill_id {
+            return Ok(ShipOutcome::Rejected(Rejection::WrongSkill));
+        }
+        let mode = match self.fulfiller {
+            None => ClaimMode::Complete {
+                reply: Reply::success(),
+            },
+            Some(_) => ClaimMode::InProgress {
+                until: deadline.max(now + 1),
+            },
+        };
+        let claim = ShipClaim {
+            notice,
+            fingerprint: Fingerprint::of(notice),
+            body_hash,
+            now,
+            mode,
+            accept_unknown_orders: self.settings.accept_unknown_orders,
+            record_expires: now + secs(self.settings.record_ttl),
+            nonce_expires: now + secs(self.settings.nonce_ttl),
+        };
+        let found = self.store.claim(&claim).await?;
+        if found != ClaimResult::Claimed {
+            return Ok(interpret(found, &claim.fingerprint));
+        }
+        let Some(fulfiller) = &self.fulfiller else {
+            return Ok(ShipOutcome::Fulfilled);
+        };
+        let request = FulfilmentRequest {
+            transaction_id: notice.transaction_id.clone(),
+            trade_no: notice.trade_no.clone(),
+            total_amt: notice.total_amt,
+            skill_id: notice.skill_id.clone(),
+            user_token: notice.user_token.clone(),
+            paid_at: now,
+        };
+        let budget = Duration::from_secs(u64::try_from(deadline - now - 1).unwrap_or(0).max(1));
+        match fulfiller.fulfil(&request, budget).await {
+            Ok(()) => {
+                if self.store.complete(&claim, &Reply::success()).await? {
+                    Ok(ShipOutcome::Fulfilled)
+                } else {
+                    Ok(ShipOutcome::Rejected(Rejection::InProgress))
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "fulfilment failed; releasing the claim");
+                self.store.release(&claim).await?;
+                Ok(ShipOutcome::Rejected(Rejection::FulfilmentFailed))
+            }
+        }
+    }
+}
+
+fn secs(d: Duration) -> EpochSecs {
+    EpochSecs::try_from(d.as_secs()).unwrap_or(EpochSecs::MAX / 4)
+}
+
+fn interpret(found: ClaimResult, fingerprint: &Fingerprint) -> ShipOutcome {
+    let rejected = ShipOutcome::Rejected;
+    match found {
+        ClaimResult::Claimed => ShipOutcome::Fulfilled,
+        ClaimResult::Existing(record) if &record.fingerprint != fingerprint => {
+            rejected(Rejection::Conflict)
+        }
+        ClaimResult::Existing(IdempotencyRecord {
+            state: RecordState::InProgress { .. },
+            ..
+        }) => rejected(Rejection::InProgress),
+        ClaimResult::Existing(IdempotencyRecord {
+            state: RecordState::Complete { reply },
+            ..
+        }) => ShipOutcome::Replayed(reply),
+        ClaimResult::NonceReused => rejected(Rejection::NonceReplayed),
+        ClaimResult::Order(OrderMismatch::Unknown) => rejected(Rejection::UnknownOrder),
+        ClaimResult::Order(OrderMismatch::Amount { .. }) => rejected(Rejection::AmountMismatch),
+        ClaimResult::Order(OrderMismatch::PaidByThis) => ShipOutcome::AlreadyFulfilled,
+        ClaimResult::Order(OrderMismatch::PaidByOther(_)) => rejected(Rejection::PaidByOther),
+        ClaimResult::Order(OrderMismatch::ClaimedByOther) | ClaimResult::Contended => {
+            rejected(Rejection::InProgress)
+        }
+    }
+}

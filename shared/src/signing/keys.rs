@@ -1,0 +1,456 @@
+//! Key material from configuration text: HMAC secrets, RSA public and
+//! private keys (PEM or the platform's bare base64 form).
+
+use std::fmt;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
+use rsa::traits::PublicKeyParts;
+use rsa::{RsaPrivateKey, RsaPublicKey};
+
+/// Smallest RSA modulus accepted, in bits (the platform uses 2048-bit keys).
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// Why key text was rejected. Messages never contain key material; `index`
+/// is the 1-based position of the offending key in the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// The text holds no key at all.
+    #[error("no key given")]
+    Empty,
+    /// An entry of a comma-separated secret list is empty.
+    #[error("HMAC secret {0} is empty")]
+    EmptySecret(usize),
+    /// A key could not be decoded.
+    #[error("key {index}: {reason}")]
+    Invalid {
+        /// 1-based position of the key.
+        index: usize,
+        /// What is wrong, without any key material.
+        reason: &'static str,
+    },
+    /// An RSA key is smaller than [`MIN_RSA_BITS`].
+    #[error("key {index}: RSA key of {bits} bits, at least 2048 required")]
+    TooSmall {
+        /// 1-based position of the key.
+        index: usize,
+        /// Modulus size in bits.
+        bits: usize,
+    },
+    /// The private key text holds more than one key.
+    #[error("expected exactly one private key")]
+    NotOne,
+}
+
+/// A TSK-HMAC-SHA256-BASIC skill secret. Debug output is redacted.
+#[derive(Clone)]
+pub struct HmacSecret(Vec<u8>);
+
+impl HmacSecret {
+    /// The secret's bytes (the UTF-8 bytes of the configured text).
+    pub fn new(secret: impl Into<Vec<u8>>) -> Self {
+        Self(secret.into())
+    }
+
+    /// Parses a comma-separated list of secrets (surrounding whitespace
+    /// trimmed); none may be empty and there must be at least one. The first
+    /// is the one to sign with, all of them verify (rotation).
+    pub fn list(text: &str) -> Result<Vec<HmacSecret>, KeyError> {
+        if text.trim().is_empty() {
+            return Err(KeyError::Empty);
+        }
+        text.split(',')
+            .enumerate()
+            .map(|(i, s)| {
+                let s = s.trim();
+                if s.is_empty() {
+                    Err(KeyError::EmptySecret(i + 1))
+                } else {
+                    Ok(HmacSecret::new(s))
+                }
+            })
+            .collect()
+    }
+
+    pub(crate) fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for HmacSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HmacSecret(<redacted>)")
+    }
+}
+
+/// Undoes what environment variables do to PEM text: literal `\n` (and
+/// `\r`) sequences become line breaks, and each line is trimmed.
+fn normalise(text: &str) -> String {
+    let text = text.replace("\\r", "").replace("\\n", "\n");
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One PEM block: its label and the DER bytes of its body.
+struct PemBlock {
+    label: String,
+    der: Vec<u8>,
+}
+
+fn invalid(index: usize, reason: &'static str) -> KeyError {
+    KeyError::Invalid { index, reason }
+}
+
+/// Splits normalised text into PEM blocks. Only whitespace and commas may
+/// separate them. Bodies are decoded with the standard base64 alphabet,
+/// whatever their line width.
+fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, KeyError> {
+    const BEGIN: &str = "-----BEGIN ";
+    let mut blocks = Vec::new();
+    let mut rest = text;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ',');
+        if rest.is_empty() {
+            return Ok(blocks);
+        }
+        let index = blocks.len() + 1;
+        let after_begin = rest
+            .strip_prefix(BEGIN)
+            .ok_or(invalid(index, "unexpected text outside PEM blocks"))?;
+        let (label, after_label) = after_begin
+            .split_once("-----")
+            .ok_or(invalid(index, "bad PEM BEGIN line"))?;
+        let end = format!("-----END {label}-----");
+        let (body, after_end) = after_label
+            .split_once(end.as_str())
+            .ok_or(invalid(index, "PEM END line missing"))?;
+        if body.contains("-----") {
+            return Err(invalid(index, "PEM END line missing"));
+        }
+        if body.contains(':') {
+            return Err(invalid(index, "PEM headers (encrypted keys) not supported"));
+        }
+        let body: String = body.split_whitespace().collect();
+        let der = STANDARD
+            .decode(body)
+            .map_err(|_| invalid(index, "invalid base64 in PEM body"))?;
+        blocks.push(PemBlock {
+            label: label.to_owned(),
+            der,
+        });
+        rest = after_end;
+    }
+}
+
+fn check_size(index: usize, key: &impl PublicKeyParts) -> Result<(), KeyError> {
+    let bits = key.n().bits();
+    if bits < MIN_RSA_BITS {
+        Err(KeyError::TooSmall { index, bits })
+    } else {
+        Ok(())
+    }
+}
+
+fn public_from_der(index: usize, der: &[u8]) -> Result<RsaPublicKey, KeyError> {
+    RsaPublicKey::from_public_key_der(der)
+        .or_else(|_| RsaPublicKey::from_pkcs1_der(der))
+        .map_err(|_| invalid(index, "not an RSA public key"))
+}
+
+fn public_from_bare(index: usize, b64: &str) -> Result<RsaPublicKey, KeyError> {
+    let der = STANDARD
+        .decode(b64)
+        .map_err(|_| invalid(index, "invalid base64"))?;
+    public_from_der(index, &der)
+}
+
+/// Parses one or more RSA public keys: PEM blocks (`PUBLIC KEY` = SPKI or
+/// `RSA PUBLIC KEY` = PKCS#1), or the platform's bare form (standard base64
+/// of the SPKI DER, as a PEM body without BEGIN/END lines and newlines)
+/// separated by commas or whitespace. Literal `\n` sequences are accepted in
+/// place of line breaks. Keys must have at least [`MIN_RSA_BITS`] bits.
+pub fn parse_public_keys(text: &str) -> Result<Vec<RsaPublicKey>, KeyError> {
+    let text = normalise(text);
+    let keys = if text.contains("-----BEGIN") {
+        pem_blocks(&text)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, block)| {
+                let index = i + 1;
+                match block.label.as_str() {
+                    "PUBLIC KEY" => RsaPublicKey::from_public_key_der(&block.der)
+                        .map_err(|_| invalid(index, "not an RSA SPKI public key")),
+                    "RSA PUBLIC KEY" => RsaPublicKey::from_pkcs1_der(&block.der)
+                        .map_err(|_| invalid(index, "not a PKCS#1 RSA public key")),
+                    _ => Err(invalid(index, "unsupported PEM label for a public key")),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        let mut keys = Vec::new();
+        for entry in text.split(',') {
+            let tokens: Vec<&str> = entry.split_whitespace().collect();
+            // A bare key wrapped over several lines is still one key.
+            if tokens.len() > 1 {
+                if let Ok(key) = public_from_bare(keys.len() + 1, &tokens.concat()) {
+                    keys.push(key);
+                    continue;
+                }
+            }
+            for token in tokens {
+                keys.push(public_from_bare(keys.len() + 1, token)?);
+            }
+        }
+        keys
+    };
+    if keys.is_empty() {
+        return Err(KeyError::Empty);
+    }
+    for (i, key) in keys.iter().enumerate() {
+        check_size(i + 1, key)?;
+    }
+    Ok(keys)
+}
+
+/// Parses one RSA private key: PEM (`PRIVATE KEY` = PKCS#8 or
+/// `RSA PRIVATE KEY` = PKCS#1) or bare standard base64 of the PKCS#8 (or
+/// PKCS#1) DER. Literal `\n` sequences are accepted in place of line breaks.
+/// Encrypted keys are not supported. The key must have at least
+/// [`MIN_RSA_BITS`] bits.
+pub fn parse_private_key(text: &str) -> Result<RsaPrivateKey, KeyError> {
+    let text = normalise(text);
+    if text.is_empty() {
+        return Err(KeyError::Empty);
+    }
+    let key = if text.contains("-----BEGIN") {
+        let mut blocks = pem_blocks(&text)?;
+        if blocks.len() != 1 {
+            return Err(KeyError::NotOne);
+        }
+        let block = blocks.remove(0);
+        match block.label.as_str() {
+            "PRIVATE KEY" => RsaPrivateKey::from_pkcs8_der(&block.der)
+                .map_err(|_| invalid(1, "not an RSA PKCS#8 private key"))?,
+            "RSA PRIVATE KEY" => RsaPrivateKey::from_pkcs1_der(&block.der)
+                .map_err(|_| invalid(1, "not a PKCS#1 RSA private key"))?,
+            "ENCRYPTED PRIVATE KEY" => {
+                return Err(invalid(1, "encrypted private keys are not supported"))
+            }
+            _ => return Err(invalid(1, "unsupported PEM label for a private key")),
+        }
+    } else {
+        let b64: String = text.split_whitespace().collect();
+        let der = STANDARD
+            .decode(b64)
+            .map_err(|_| invalid(1, "invalid base64"))?;
+        RsaPrivateKey::from_pkcs8_der(&der)
+            .or_else(|_| RsaPrivateKey::from_pkcs1_der(&der))
+            .map_err(|_| invalid(1, "not an RSA private key"))?
+    };
+    check_size(1, &key)?;
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsa::pkcs1::EncodeRsaPublicKey;
+    use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+
+    const PUB_PEM: &str = include_str!("../../tests/vectors/platform_public_key.pem");
+    const PUB_BARE: &str = include_str!("../../tests/vectors/platform_public_key.bare.txt");
+    const PRIV_PEM: &str = include_str!("../../tests/vectors/platform_private_key.pem");
+    const PUB2_PEM: &str = include_str!("../../tests/vectors/second_public_key.pem");
+    const PUB2_PKCS1: &str = include_str!("../../tests/vectors/second_public_key.pkcs1.pem");
+    const PRIV2_PKCS1: &str = include_str!("../../tests/vectors/second_private_key.pkcs1.pem");
+
+    fn platform_key() -> RsaPublicKey {
+        parse_public_keys(PUB_PEM).unwrap().remove(0)
+    }
+
+    #[test]
+    fn secret_list() {
+        let list = HmacSecret::list(" new , old ").unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].expose(), b"new");
+        assert_eq!(list[1].expose(), b"old");
+        assert_eq!(HmacSecret::list("one").unwrap().len(), 1);
+        assert_eq!(HmacSecret::list("").unwrap_err(), KeyError::Empty);
+        assert_eq!(HmacSecret::list("  ").unwrap_err(), KeyError::Empty);
+        assert_eq!(
+            HmacSecret::list("a,,b").unwrap_err(),
+            KeyError::EmptySecret(2)
+        );
+        assert_eq!(
+            HmacSecret::list("a, ").unwrap_err(),
+            KeyError::EmptySecret(2)
+        );
+        assert_eq!(
+            HmacSecret::list(",a").unwrap_err(),
+            KeyError::EmptySecret(1)
+        );
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        let s = HmacSecret::new("app_secret");
+        assert_eq!(format!("{s:?}"), "HmacSecret(<redacted>)");
+        assert!(!format!("{:?}", HmacSecret::list("x1y2z3").unwrap()).contains("x1y2z3"));
+    }
+
+    #[test]
+    fn public_pem_and_bare_agree() {
+        let pem = parse_public_keys(PUB_PEM).unwrap();
+        let bare = parse_public_keys(PUB_BARE).unwrap();
+        assert_eq!(pem.len(), 1);
+        assert_eq!(pem, bare);
+        assert_eq!(pem[0].n().bits(), 2048);
+    }
+
+    #[test]
+    fn public_env_forms() {
+        let key = platform_key();
+        let escaped = PUB_PEM.trim_end().replace('\n', "\\n");
+        assert_eq!(parse_public_keys(&escaped).unwrap(), vec![key.clone()]);
+        let crlf = PUB_PEM.replace('\n', "\r\n");
+        assert_eq!(parse_public_keys(&crlf).unwrap(), vec![key.clone()]);
+        let indented = PUB_PEM.replace('\n', "\n    ");
+        assert_eq!(parse_public_keys(&indented).unwrap(), vec![key.clone()]);
+        // PEM with the body on one line.
+        let one_line = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----",
+            PUB_BARE.trim()
+        );
+        assert_eq!(parse_public_keys(&one_line).unwrap(), vec![key.clone()]);
+        // Bare body still wrapped over lines.
+        let wrapped: String = PUB_PEM
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_eq!(parse_public_keys(&wrapped).unwrap(), vec![key]);
+    }
+
+    #[test]
+    fn several_public_keys() {
+        let key = platform_key();
+        let second = parse_public_keys(PUB2_PEM).unwrap().remove(0);
+        let pems = parse_public_keys(&format!("{PUB_PEM}\n{PUB2_PKCS1}")).unwrap();
+        assert_eq!(pems, vec![key.clone(), second.clone()]);
+        let pems = parse_public_keys(&format!("{PUB2_PEM},{PUB_PEM}")).unwrap();
+        assert_eq!(pems, vec![second.clone(), key.clone()]);
+
+        let second_bare = second.to_public_key_der().unwrap();
+        let second_bare = STANDARD.encode(second_bare.as_bytes());
+        for text in [
+            format!("{}, {second_bare}", PUB_BARE.trim()),
+            format!("{},{second_bare},", PUB_BARE.trim()),
+            format!("{} {second_bare}", PUB_BARE.trim()),
+            format!("{}\n{second_bare}\n", PUB_BARE.trim()),
+            format!("{}\\n{second_bare}", PUB_BARE.trim()),
+        ] {
+            assert_eq!(
+                parse_public_keys(&text).unwrap(),
+                vec![key.clone(), second.clone()],
+                "{text}"
+            );
+        }
+        // Bare PKCS#1 DER is tolerated too.
+        let pkcs1 = STANDARD.encode(second.to_pkcs1_der().unwrap().as_bytes());
+        assert_eq!(parse_public_keys(&pkcs1).unwrap(), vec![second]);
+    }
+
+    #[test]
+    fn public_key_errors() {
+        assert_eq!(parse_public_keys("").unwrap_err(), KeyError::Empty);
+        assert_eq!(parse_public_keys(" , \\n ").unwrap_err(), KeyError::Empty);
+        assert!(matches!(
+            parse_public_keys("not-base64!").unwrap_err(),
+            KeyError::Invalid { index: 1, .. }
+        ));
+        assert!(matches!(
+            parse_public_keys(&format!("{},AAAA", PUB_BARE.trim())).unwrap_err(),
+            KeyError::Invalid { index: 2, .. }
+        ));
+        assert!(matches!(
+            parse_public_keys(&format!("{PUB_PEM}\njunk")).unwrap_err(),
+            KeyError::Invalid { index: 2, .. }
+        ));
+        let truncated = &PUB_PEM[..PUB_PEM.len() - 10];
+        assert!(matches!(
+            parse_public_keys(truncated).unwrap_err(),
+            KeyError::Invalid { index: 1, .. }
+        ));
+        // A private key is not a public key.
+        assert!(parse_public_keys(PRIV_PEM).is_err());
+        let e = parse_public_keys(PRIV_PEM).unwrap_err().to_string();
+        assert!(!e.contains("MII"), "{e}");
+    }
+
+    #[test]
+    fn private_key_forms() {
+        let key = parse_private_key(PRIV_PEM).unwrap();
+        assert_eq!(key.to_public_key(), platform_key());
+        let escaped = PRIV_PEM.trim_end().replace('\n', "\\n");
+        assert_eq!(parse_private_key(&escaped).unwrap(), key);
+        let bare: String = PRIV_PEM
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        assert_eq!(parse_private_key(&bare).unwrap(), key);
+
+        let pkcs1 = parse_private_key(PRIV2_PKCS1).unwrap();
+        let second = parse_public_keys(PUB2_PEM).unwrap().remove(0);
+        assert_eq!(pkcs1.to_public_key(), second);
+        let pkcs1_bare: String = PRIV2_PKCS1
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        assert_eq!(parse_private_key(&pkcs1_bare).unwrap(), pkcs1);
+        let pkcs8_pem = pkcs1.to_pkcs8_pem(LineEnding::LF).unwrap();
+        assert_eq!(parse_private_key(&pkcs8_pem).unwrap(), pkcs1);
+    }
+
+    #[test]
+    fn private_key_errors() {
+        assert_eq!(parse_private_key("").unwrap_err(), KeyError::Empty);
+        assert_eq!(
+            parse_private_key(&format!("{PRIV_PEM}{PRIV2_PKCS1}")).unwrap_err(),
+            KeyError::NotOne
+        );
+        assert!(matches!(
+            parse_private_key(PUB_PEM).unwrap_err(),
+            KeyError::Invalid { index: 1, .. }
+        ));
+        assert!(matches!(
+            parse_private_key(PUB_BARE).unwrap_err(),
+            KeyError::Invalid { index: 1, .. }
+        ));
+        let encrypted =
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----";
+        assert!(parse_private_key(encrypted)
+            .unwrap_err()
+            .to_string()
+            .contains("encrypted"));
+        let legacy = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\nAAAA\n-----END RSA PRIVATE KEY-----";
+        assert!(parse_private_key(legacy).is_err());
+    }
+
+    #[test]
+    fn small_keys_rejected() {
+        // A 1024-bit SPKI public key (generated with openssl, test only).
+        const SMALL: &str = "MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQC4d7kIyO5Kwqrir/g4dq4B4ipjR+AnzT+x1boWE+ClyySGJfC/fhApJxgphPx0oN9QDq6Hdo2mVRwBKsSO6UD4cluEfB8CnAx8FEuPjmm77eoANaG5rGqf8lcW2ReQ49UdU/c7jL+0wsMsGEGWXhUhpJ9rLL8D9EOtTCBPY1idhQIDAQAB";
+        assert!(matches!(
+            parse_public_keys(SMALL).unwrap_err(),
+            KeyError::TooSmall {
+                index: 1,
+                bits: 1024
+            }
+        ));
+    }
+}

@@ -1,0 +1,466 @@
+//! Signing and verifying `SigningContent` = body bytes ‖ `Datetime` text.
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use rsa::traits::PublicKeyParts;
+use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
+use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
+use time::OffsetDateTime;
+
+use super::keys::{HmacSecret, KeyError, MIN_RSA_BITS};
+use super::{Algorithm, Authorization, SignDatetime, SignError};
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn hmac_tag(secret: &HmacSecret, body: &[u8], datetime: &SignDatetime) -> [u8; 32] {
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(secret.expose())
+        .expect("HMAC accepts keys of any length");
+    mac.update(body);
+    mac.update(datetime.as_str().as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+fn content_digest(body: &[u8], datetime: &SignDatetime) -> [u8; 32] {
+    Sha256::new()
+        .chain_update(body)
+        .chain_update(datetime.as_str().as_bytes())
+        .finalize()
+        .into()
+}
+
+/// Signs what this side sends.
+#[derive(Clone)]
+pub enum Signer {
+    /// TSK-HMAC-SHA256-BASIC with the skill secret.
+    Hmac(HmacSecret),
+    /// TSK-RSA2 with this side's private key.
+    Rsa2(Box<RsaPrivateKey>),
+}
+
+impl Signer {
+    /// A TSK-RSA2 signer; rejects keys under [`MIN_RSA_BITS`] bits.
+    pub fn rsa2(key: RsaPrivateKey) -> Result<Self, KeyError> {
+        let bits = key.n().bits();
+        if bits < MIN_RSA_BITS {
+            return Err(KeyError::TooSmall { index: 1, bits });
+        }
+        Ok(Signer::Rsa2(Box::new(key)))
+    }
+
+    /// The algorithm this signer produces.
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            Signer::Hmac(_) => Algorithm::HmacSha256Basic,
+            Signer::Rsa2(_) => Algorithm::Rsa2,
+        }
+    }
+
+    /// Signs `body` (exactly the bytes that will be sent) at `now`.
+    ///
+    /// RSA signing is deterministic (PKCS#1 v1.5); the random number
+    /// generator only blinds the private-key operation.
+    ///
+    /// # Panics
+    /// If an RSA key is too small to hold a SHA-256 DigestInfo (under 512
+    /// bits); keys from [`super::parse_private_key`] or [`Signer::rsa2`]
+    /// have at least 2048 bits.
+    pub fn sign(&self, body: &[u8], now: OffsetDateTime) -> Authorization {
+        self.sign_at(body, SignDatetime::from_time(now))
+    }
+
+    /// Signs `body` with a given `Datetime` (see [`Signer::sign`]).
+    pub fn sign_at(&self, body: &[u8], datetime: SignDatetime) -> Authorization {
+        let signature = match self {
+            Signer::Hmac(secret) => hex::encode(hmac_tag(secret, body, &datetime)),
+            Signer::Rsa2(key) => {
+                let digest = content_digest(body, &datetime);
+                let sig = key
+                    .sign_with_rng(
+                        &mut rand::thread_rng(),
+                        Pkcs1v15Sign::new::<Sha256>(),
+                        &digest,
+                    )
+                    .expect("RSA key large enough for a SHA-256 PKCS#1 v1.5 signature");
+                STANDARD.encode(sig)
+            }
+        };
+        Authorization {
+            algorithm: self.algorithm(),
+            datetime,
+            signature,
+        }
+    }
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Signer::Hmac(_) => f.write_str("Signer::Hmac(<redacted>)"),
+            Signer::Rsa2(key) => write!(f, "Signer::Rsa2(<redacted {} bits>)", key.n().bits()),
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Keys {
+    Hmac(Vec<HmacSecret>),
+    Rsa2(Vec<RsaPublicKey>),
+}
+
+/// Verifies what the other side sends, with one or more keys (rotation: a
+/// signature made with any of them is accepted).
+#[derive(Clone)]
+pub struct Verifier {
+    keys: Keys,
+}
+
+impl Verifier {
+    /// TSK-HMAC-SHA256-BASIC with these secrets. With no secret every
+    /// signature is rejected.
+    pub fn hmac(secrets: Vec<HmacSecret>) -> Self {
+        Self {
+            keys: Keys::Hmac(secrets),
+        }
+    }
+
+    /// TSK-RSA2 with these public keys. With no key every signature is
+    /// rejected.
+    pub fn rsa2(keys: Vec<RsaPublicKey>) -> Self {
+        Self {
+            keys: Keys::Rsa2(keys),
+        }
+    }
+
+    /// The algorithm this verifier accepts.
+    pub fn algorithm(&self) -> Algorithm {
+        match self.keys {
+            Keys::Hmac(_) => Algorithm::HmacSha256Basic,
+            Keys::Rsa2(_) => Algorithm::Rsa2,
+        }
+    }
+
+    /// Number of keys (for logs).
+    pub fn key_count(&self) -> usize {
+        match &self.keys {
+            Keys::Hmac(k) => k.len(),
+            Keys::Rsa2(k) => k.len(),
+        }
+    }
+
+    /// Verifies the `Authorization` header value over the raw `body`.
+    ///
+    /// Checks, in order: present ([`SignError::Missing`]), well formed
+    /// ([`SignError::Malformed`]), algorithm ([`SignError::WrongAlgorithm`]),
+    /// `|now - Datetime| <= skew` ([`SignError::Stale`] /
+    /// [`SignError::Future`]), signature ([`SignError::BadSignature`]).
+    /// Returns the header's `Datetime`.
+    pub fn verify(
+        &self,
+        header: Option<&str>,
+        body: &[u8],
+        now: OffsetDateTime,
+        skew: Duration,
+    ) -> Result<SignDatetime, SignError> {
+        let auth = Authorization::parse(header.ok_or(SignError::Missing)?)?;
+        self.verify_authorization(&auth, body, now, skew)?;
+        Ok(auth.datetime)
+    }
+
+    /// [`Verifier::verify`] for an already parsed header.
+    pub fn verify_authorization(
+        &self,
+        auth: &Authorization,
+        body: &[u8],
+        now: OffsetDateTime,
+        skew: Duration,
+    ) -> Result<(), SignError> {
+        let expected = self.algorithm();
+        if auth.algorithm != expected {
+            return Err(SignError::WrongAlgorithm {
+                expected,
+                got: auth.algorithm,
+            });
+        }
+        check_clock(&auth.datetime, now, skew)?;
+        let ok = match &self.keys {
+            Keys::Hmac(secrets) => verify_hmac(secrets, &auth.signature, body, &auth.datetime),
+            Keys::Rsa2(keys) => verify_rsa2(keys, &auth.signature, body, &auth.datetime),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(SignError::BadSignature)
+        }
+    }
+}
+
+fn check_clock(
+    datetime: &SignDatetime,
+    now: OffsetDateTime,
+    skew: Duration,
+) -> Result<(), SignError> {
+    let skew = time::Duration::try_from(skew).unwrap_or(time::Duration::MAX);
+    let age = now - datetime.at();
+    if age > skew {
+        Err(SignError::Stale)
+    } else if -age > skew {
+        Err(SignError::Future)
+    } else {
+        Ok(())
+    }
+}
+
+fn verify_hmac(
+    secrets: &[HmacSecret],
+    signature: &str,
+    body: &[u8],
+    datetime: &SignDatetime,
+) -> bool {
+    if signature.len() != 64 {
+        return false;
+    }
+    let Ok(given) = hex::decode(signature) else {
+        return false;
+    };
+    // Every secret is tried (no early exit), each comparison constant-time.
+    let mut ok = Choice::from(0);
+    for secret in secrets {
+        ok |= hmac_tag(secret, body, datetime).ct_eq(given.as_slice());
+    }
+    ok.into()
+}
+
+fn verify_rsa2(
+    keys: &[RsaPublicKey],
+    signature: &str,
+    body: &[u8],
+    datetime: &SignDatetime,
+) -> bool {
+    let Ok(given) = STANDARD.decode(signature) else {
+        return false;
+    };
+    let digest = content_digest(body, datetime);
+    keys.iter().any(|key| {
+        key.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &given)
+            .is_ok()
+    })
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("algorithm", &self.algorithm())
+            .field("keys", &format_args!("<{} redacted>", self.key_count()))
+            .finish()
+    }
+}
+
+/// What one side needs: its signer, its verifier for the other side, and
+/// the allowed clock skew.
+#[derive(Clone)]
+pub struct KeyRing {
+    /// Signs what this side sends.
+    pub signer: Signer,
+    /// Verifies what the other side sends.
+    pub verifier: Verifier,
+    /// Largest accepted `|now - Datetime|`.
+    pub skew: Duration,
+}
+
+impl KeyRing {
+    /// The platform's suggested clock window: 3 minutes.
+    pub const DEFAULT_SKEW: Duration = Duration::from_secs(180);
+
+    /// See [`Signer::sign`].
+    pub fn sign(&self, body: &[u8], now: OffsetDateTime) -> Authorization {
+        self.signer.sign(body, now)
+    }
+
+    /// See [`Verifier::verify`]; uses [`KeyRing::skew`].
+    pub fn verify(
+        &self,
+        header: Option<&str>,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<SignDatetime, SignError> {
+        self.verifier.verify(header, body, now, self.skew)
+    }
+}
+
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("signer", &self.signer)
+            .field("verifier", &self.verifier)
+            .field("skew", &self.skew)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const BODY_123_SIG: &str = "bd29a551948ea1e58303b32bfbf3467fffb6dad7cba3055df69cc8fb12ab5595";
+    const SKEW: Duration = KeyRing::DEFAULT_SKEW;
+
+    fn at() -> OffsetDateTime {
+        datetime!(2017-07-20 19:35:59 UTC)
+    }
+
+    fn header(sig: &str) -> String {
+        format!("TSK-HMAC-SHA256-BASIC Datetime=20170720T193559Z, Signature={sig}")
+    }
+
+    #[test]
+    fn hmac_sign_matches_vector() {
+        let signer = Signer::Hmac(HmacSecret::new("app_secret"));
+        let auth = signer.sign(b"123", at());
+        assert_eq!(auth.signature, BODY_123_SIG);
+        assert_eq!(auth.to_string(), header(BODY_123_SIG));
+    }
+
+    #[test]
+    fn hmac_verify_accepts_vector_and_uppercase() {
+        let v = Verifier::hmac(vec![HmacSecret::new("app_secret")]);
+        let dt = v
+            .verify(Some(&header(BODY_123_SIG)), b"123", at(), SKEW)
+            .unwrap();
+        assert_eq!(dt.as_str(), "20170720T193559Z");
+        let upper = header(&BODY_123_SIG.to_uppercase());
+        assert!(v.verify(Some(&upper), b"123", at(), SKEW).is_ok());
+    }
+
+    #[test]
+    fn hmac_rejects() {
+        let v = Verifier::hmac(vec![HmacSecret::new("app_secret")]);
+        let h = header(BODY_123_SIG);
+        assert_eq!(
+            v.verify(Some(&h), b"124", at(), SKEW),
+            Err(SignError::BadSignature)
+        );
+        assert_eq!(
+            v.verify(Some(&h), b"123 ", at(), SKEW),
+            Err(SignError::BadSignature)
+        );
+        let other = Verifier::hmac(vec![HmacSecret::new("app_secreT")]);
+        assert_eq!(
+            other.verify(Some(&h), b"123", at(), SKEW),
+            Err(SignError::BadSignature)
+        );
+        let none = Verifier::hmac(vec![]);
+        assert_eq!(
+            none.verify(Some(&h), b"123", at(), SKEW),
+            Err(SignError::BadSignature)
+        );
+        assert_eq!(v.verify(None, b"123", at(), SKEW), Err(SignError::Missing));
+    }
+
+    #[test]
+    fn verify_by_hand_built_authorization_with_bad_encoding() {
+        let v = Verifier::hmac(vec![HmacSecret::new("app_secret")]);
+        let mut auth = Authorization::parse(&header(BODY_123_SIG)).unwrap();
+        auth.signature = "zz".repeat(32);
+        assert_eq!(
+            v.verify_authorization(&auth, b"123", at(), SKEW),
+            Err(SignError::BadSignature)
+        );
+        auth.signature = BODY_123_SIG[..62].to_owned();
+        assert_eq!(
+            v.verify_authorization(&auth, b"123", at(), SKEW),
+            Err(SignError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn clock_window_edges() {
+        let v = Verifier::hmac(vec![HmacSecret::new("app_secret")]);
+        let h = header(BODY_123_SIG);
+        let one = time::Duration::seconds(1);
+        let skew = time::Duration::try_from(SKEW).unwrap();
+        assert!(v.verify(Some(&h), b"123", at() + skew, SKEW).is_ok());
+        assert!(v.verify(Some(&h), b"123", at() - skew, SKEW).is_ok());
+        assert_eq!(
+            v.verify(Some(&h), b"123", at() + skew + one, SKEW),
+            Err(SignError::Stale)
+        );
+        assert_eq!(
+            v.verify(
+                Some(&h),
+                b"123",
+                at() + skew + time::Duration::nanoseconds(1),
+                SKEW
+            ),
+            Err(SignError::Stale)
+        );
+        assert_eq!(
+            v.verify(Some(&h), b"123", at() - skew - one, SKEW),
+            Err(SignError::Future)
+        );
+        // The clock is checked before the signature.
+        assert_eq!(
+            v.verify(Some(&h), b"tampered", at() + skew + one, SKEW),
+            Err(SignError::Stale)
+        );
+        assert!(v.verify(Some(&h), b"123", at(), Duration::MAX).is_ok());
+        assert!(v.verify(Some(&h), b"123", at(), Duration::ZERO).is_ok());
+        assert_eq!(
+            v.verify(Some(&h), b"123", at() + one, Duration::ZERO),
+            Err(SignError::Stale)
+        );
+    }
+
+    #[test]
+    fn wrong_algorithm_comes_before_clock() {
+        let v = Verifier::rsa2(vec![]);
+        let h = header(BODY_123_SIG);
+        assert_eq!(
+            v.verify(Some(&h), b"123", at() + time::Duration::days(1), SKEW),
+            Err(SignError::WrongAlgorithm {
+                expected: Algorithm::Rsa2,
+                got: Algorithm::HmacSha256Basic
+            })
+        );
+        assert_eq!(
+            v.verify(Some("TSK-RSA2 nonsense"), b"123", at(), SKEW),
+            Err(SignError::Malformed("parameter without '='"))
+        );
+    }
+
+    #[test]
+    fn rotation_with_key_ring() {
+        let ring = KeyRing {
+            signer: Signer::Hmac(HmacSecret::new("new")),
+            verifier: Verifier::hmac(HmacSecret::list("new,old").unwrap()),
+            skew: SKEW,
+        };
+        let auth = ring.sign(b"{}", at());
+        assert!(ring.verify(Some(&auth.to_string()), b"{}", at()).is_ok());
+        let old = Signer::Hmac(HmacSecret::new("old")).sign(b"{}", at());
+        assert!(ring.verify(Some(&old.to_string()), b"{}", at()).is_ok());
+        let stranger = Signer::Hmac(HmacSecret::new("other")).sign(b"{}", at());
+        assert_eq!(
+            ring.verify(Some(&stranger.to_string()), b"{}", at()),
+            Err(SignError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let ring = KeyRing {
+            signer: Signer::Hmac(HmacSecret::new("s3cr3t-value")),
+            verifier: Verifier::hmac(vec![HmacSecret::new("s3cr3t-value")]),
+            skew: SKEW,
+        };
+        let d = format!("{ring:?}");
+        assert!(!d.contains("s3cr3t"), "{d}");
+        assert!(d.contains("<redacted>"), "{d}");
+        assert!(!format!("{ring:#?}").contains("s3cr3t"));
+    }
+}

@@ -1,0 +1,56 @@
+//! The DynamoDB implementation of the store traits.
+//!
+//! One table, one string key `pk`, items told apart by prefix:
+//!
+//! | item | key | notable attributes |
+//! |---|---|---|
+//! | order | `ORDER#<tradeNo>` | `totalAmt`, `status`, `transactionId`, `claimTxn`/`claimUntil` while a webhook runs, `gsi1pk`/`gsi1sk` while unpaid |
+//! | idempotency record | `TXN#<transactionId>` | `status` (IN_PROGRESS/COMPLETE), `fingerprint`, `reply`, `until`, `ttl` |
+//! | nonce | `NONCE#<nonceStr>` | `bodyHash`, `ttl` |
+//!
+//! `ttl` is the table's TTL attribute; every condition also treats an item
+//! past its `ttl` as absent, since TTL deletion is lazy.
+
+mod item;
+mod orders;
+mod ship;
+
+use aws_sdk_dynamodb::Client;
+
+/// The table and the client to reach it; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Builds the client from the standard AWS configuration chain (region,
+    /// credentials, `AWS_ENDPOINT_URL_DYNAMODB`).
+    pub async fn from_env(table: impl Into<String>) -> Self {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::new(Client::new(&config), table)
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+pub(crate) const ORDER: &str = "ORDER#";
+pub(crate) const TXN: &str = "TXN#";
+pub(crate) const NONCE: &str = "NONCE#";
+
+/// The index of unpaid orders by due time, used by reconciliation.
+pub const STATUS_INDEX: &str = "by-status-due";

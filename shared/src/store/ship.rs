@@ -1,0 +1,342 @@
+//! The ship notification claim: order, idempotency record and nonce in one
+//! `TransactWriteItems`, with the old items returned on failure so that a
+//! duplicate costs one round trip too.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, Delete, Put, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
+};
+
+use super::item::{key, n, s, sdk_error, Item, Read};
+use super::orders::{due_key, UNPAID};
+use super::{DynamoStore, NONCE, ORDER, TXN};
+use crate::domain::ship::{
+    ClaimMode, ClaimResult, Fingerprint, IdempotencyRecord, OrderMismatch, RecordState, ShipClaim,
+    ShipStore,
+};
+use crate::domain::StoreError;
+use crate::protocol::{Fen, Reply, TransactionId};
+
+const IN_PROGRESS: &str = "IN_PROGRESS";
+const COMPLETE: &str = "COMPLETE";
+
+/// Expression attribute names and values, built alongside an expression.
+#[derive(Default)]
+struct Expr {
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Expr {
+    fn name(mut self, placeholder: &str, name: &str) -> Self {
+        self.names.insert(placeholder.into(), name.into());
+        self
+    }
+
+    fn value(mut self, placeholder: &str, value: AttributeValue) -> Self {
+        self.values.insert(placeholder.into(), value);
+        self
+    }
+}
+
+/// The order part of a claim, for either mode.
+fn order_update(claim: &ShipClaim<'_>, table: &str) -> Result<Update, StoreError> {
+    let notice = claim.notice;
+    let mut set = vec![
+        "totalAmt = if_not_exists(totalAmt, :amt)",
+        "tradeNo = if_not_exists(tradeNo, :trade)",
+        "createdAt = if_not_exists(createdAt, :now)",
+        "kind = :order",
+    ];
+    let mut expr = Expr::default()
+        .name("#status", "status")
+        .value(":amt", n(notice.total_amt.get()))
+        .value(":trade", s(notice.trade_no.as_str()))
+        .value(":now", n(claim.now))
+        .value(":order", s("ORDER"))
+        .value(":txn", s(notice.transaction_id.as_str()))
+        .value(":created", s("CREATED"));
+    if let Some(token) = &notice.user_token {
+        set.push("userToken = if_not_exists(userToken, :token)");
+        expr = expr.value(":token", s(token.as_str()));
+    }
+    let remove = match &claim.mode {
+        ClaimMode::Complete { .. } => {
+            set.extend(["#status = :paid", "transactionId = :txn", "paidAt = :now"]);
+            expr = expr.value(":paid", s("PAID"));
+            " REMOVE gsi1pk, gsi1sk, claimTxn, claimUntil"
+        }
+        ClaimMode::InProgress { until } => {
+            set.extend([
+                "claimTxn = :txn",
+                "claimUntil = :until",
+                "#status = if_not_exists(#status, :created)",
+                "gsi1pk = if_not_exists(gsi1pk, :unpaid)",
+                "gsi1sk = if_not_exists(gsi1sk, :due)",
+            ]);
+            expr = expr
+                .value(":until", n(*until))
+                .value(":unpaid", s(UNPAID))
+                .value(":due", s(due_key(claim.now)));
+            ""
+        }
+    };
+    let payable = "(#status = :created AND totalAmt = :amt \
+                   AND (attribute_not_exists(claimTxn) OR claimTxn = :txn OR claimUntil < :now))";
+    let condition = if claim.accept_unknown_orders {
+        format!("attribute_not_exists(pk) OR {payable}")
+    } else {
+        payable.to_owned()
+    };
+    Update::builder()
+        .table_name(table)
+        .set_key(Some(key(ORDER, notice.trade_no.as_str())))
+        .update_expression(format!("SET {}{remove}", set.join(", ")))
+        .condition_expression(condition)
+        .set_expression_attribute_names(Some(expr.names))
+        .set_expression_attribute_values(Some(expr.values))
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .build()
+        .map_err(|e| StoreError::with_source("build order update", e))
+}
+
+fn record_put(claim: &ShipClaim<'_>, table: &str) -> Result<Put, StoreError> {
+    let notice = claim.notice;
+    let mut item = key(TXN, notice.transaction_id.as_str());
+    item.insert("kind".into(), s("TXN"));
+    item.insert("tradeNo".into(), s(notice.trade_no.as_str()));
+    item.insert("fingerprint".into(), s(claim.fingerprint.as_str()));
+    item.insert("ttl".into(), n(claim.record_expires));
+    match &claim.mode {
+        ClaimMode::Complete { reply } => {
+            item.insert("status".into(), s(COMPLETE));
+            item.insert("reply".into(), s(reply_json(reply)));
+        }
+        ClaimMode::InProgress { until } => {
+            item.insert("status".into(), s(IN_PROGRESS));
+            item.insert("until".into(), n(*until));
+        }
+    }
+    let expr = Expr::default()
+        .name("#ttl", "ttl")
+        .name("#status", "status")
+        .name("#until", "until")
+        .value(":now", n(claim.now))
+        .value(":inprogress", s(IN_PROGRESS));
+    Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression(
+            "attribute_not_exists(pk) OR #ttl < :now OR (#status = :inprogress AND #until < :now)",
+        )
+        .set_expression_attribute_names(Some(expr.names))
+        .set_expression_attribute_values(Some(expr.values))
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .build()
+        .map_err(|e| StoreError::with_source("build record put", e))
+}
+
+fn nonce_put(claim: &ShipClaim<'_>, table: &str) -> Result<Put, StoreError> {
+    let mut item = key(NONCE, claim.notice.nonce_str.as_str());
+    item.insert("kind".into(), s("NONCE"));
+    item.insert("bodyHash".into(), s(&claim.body_hash));
+    item.insert("ttl".into(), n(claim.nonce_expires));
+    let expr = Expr::default()
+        .name("#ttl", "ttl")
+        .value(":now", n(claim.now))
+        .value(":hash", s(&claim.body_hash));
+    Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(pk) OR #ttl < :now OR bodyHash = :hash")
+        .set_expression_attribute_names(Some(expr.names))
+        .set_expression_attribute_values(Some(expr.values))
+        .build()
+        .map_err(|e| StoreError::with_source("build nonce put", e))
+}
+
+fn reply_json(reply: &Reply) -> String {
+    String::from_utf8(reply.to_bytes()).unwrap_or_default()
+}
+
+fn failed(reason: &CancellationReason) -> bool {
+    reason.code() == Some("ConditionalCheckFailed")
+}
+
+fn read_record(item: &Item) -> Result<IdempotencyRecord, StoreError> {
+    let r = Read(item);
+    let fingerprint = Fingerprint::from_stored(r.str("fingerprint")?.to_owned());
+    let state = match r.str("status")? {
+        IN_PROGRESS => RecordState::InProgress {
+            until: r.num("until")?,
+        },
+        COMPLETE => RecordState::Complete {
+            reply: serde_json::from_str(r.str("reply")?)
+                .map_err(|e| StoreError::with_source("stored reply is not a reply", e))?,
+        },
+        _ => return Err(StoreError::new("idempotency record has an unknown status")),
+    };
+    Ok(IdempotencyRecord { fingerprint, state })
+}
+
+fn read_mismatch(old: Option<&Item>, claim: &ShipClaim<'_>) -> Result<OrderMismatch, StoreError> {
+    let Some(item) = old else {
+        return Ok(OrderMismatch::Unknown);
+    };
+    let r = Read(item);
+    let ours = Fen::new(r.num("totalAmt")?)
+        .map_err(|_| StoreError::new("stored order has an invalid totalAmt"))?;
+    if ours != claim.notice.total_amt {
+        return Ok(OrderMismatch::Amount { ours });
+    }
+    match r.opt_parsed("transactionId", TransactionId::parse)? {
+        Some(txn) if txn == claim.notice.transaction_id => Ok(OrderMismatch::PaidByThis),
+        Some(txn) => Ok(OrderMismatch::PaidByOther(txn)),
+        None if r.opt_str("claimTxn").is_some() => Ok(OrderMismatch::ClaimedByOther),
+        None => Err(StoreError::new(
+            "order condition failed for no known reason",
+        )),
+    }
+}
+
+impl DynamoStore {
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Option<Vec<CancellationReason>>, StoreError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(None),
+            Err(err) => match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+                    Ok(Some(e.cancellation_reasons().to_vec()))
+                }
+                _ => Err(sdk_error("transact write", err)),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl ShipStore for DynamoStore {
+    async fn claim(&self, claim: &ShipClaim<'_>) -> Result<ClaimResult, StoreError> {
+        let items = vec![
+            TransactWriteItem::builder()
+                .update(order_update(claim, &self.table)?)
+                .build(),
+            TransactWriteItem::builder()
+                .put(record_put(claim, &self.table)?)
+                .build(),
+            TransactWriteItem::builder()
+                .put(nonce_put(claim, &self.table)?)
+                .build(),
+        ];
+        let Some(reasons) = self.transact(items).await? else {
+            return Ok(ClaimResult::Claimed);
+        };
+        let reason = |i: usize| reasons.get(i).filter(|r| failed(r));
+        if let Some(r) = reason(1) {
+            let old = r
+                .item()
+                .ok_or_else(|| StoreError::new("record condition failed without the old item"))?;
+            return read_record(old).map(ClaimResult::Existing);
+        }
+        if reason(2).is_some() {
+            return Ok(ClaimResult::NonceReused);
+        }
+        if let Some(r) = reason(0) {
+            return read_mismatch(r.item(), claim).map(ClaimResult::Order);
+        }
+        // Cancelled for another reason (a concurrent transaction on the same
+        // items): the caller answers FAIL and the platform retries.
+        Ok(ClaimResult::Contended)
+    }
+
+    async fn complete(&self, claim: &ShipClaim<'_>, reply: &Reply) -> Result<bool, StoreError> {
+        let notice = claim.notice;
+        let order = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(ORDER, notice.trade_no.as_str())))
+            .update_expression(
+                "SET #status = :paid, transactionId = :txn, paidAt = :now \
+                 REMOVE claimTxn, claimUntil, gsi1pk, gsi1sk",
+            )
+            .condition_expression("claimTxn = :txn AND #status = :created")
+            .set_expression_attribute_names(Some(Expr::default().name("#status", "status").names))
+            .set_expression_attribute_values(Some(
+                Expr::default()
+                    .value(":paid", s("PAID"))
+                    .value(":created", s("CREATED"))
+                    .value(":txn", s(notice.transaction_id.as_str()))
+                    .value(":now", n(claim.now))
+                    .values,
+            ))
+            .build()
+            .map_err(|e| StoreError::with_source("build order completion", e))?;
+        let expr = Expr::default()
+            .name("#status", "status")
+            .name("#until", "until")
+            .name("#ttl", "ttl")
+            .value(":complete", s(COMPLETE))
+            .value(":inprogress", s(IN_PROGRESS))
+            .value(":reply", s(reply_json(reply)))
+            .value(":fp", s(claim.fingerprint.as_str()))
+            .value(":ttl", n(claim.record_expires));
+        let record = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(TXN, notice.transaction_id.as_str())))
+            .update_expression("SET #status = :complete, reply = :reply, #ttl = :ttl REMOVE #until")
+            .condition_expression("#status = :inprogress AND fingerprint = :fp")
+            .set_expression_attribute_names(Some(expr.names))
+            .set_expression_attribute_values(Some(expr.values))
+            .build()
+            .map_err(|e| StoreError::with_source("build record completion", e))?;
+        let items = vec![
+            TransactWriteItem::builder().update(order).build(),
+            TransactWriteItem::builder().update(record).build(),
+        ];
+        Ok(self.transact(items).await?.is_none())
+    }
+
+    async fn release(&self, claim: &ShipClaim<'_>) -> Result<(), StoreError> {
+        let notice = claim.notice;
+        let order = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(ORDER, notice.trade_no.as_str())))
+            .update_expression("REMOVE claimTxn, claimUntil")
+            .condition_expression("claimTxn = :txn")
+            .set_expression_attribute_values(Some(
+                Expr::default()
+                    .value(":txn", s(notice.transaction_id.as_str()))
+                    .values,
+            ))
+            .build()
+            .map_err(|e| StoreError::with_source("build order release", e))?;
+        let expr = Expr::default()
+            .name("#status", "status")
+            .value(":inprogress", s(IN_PROGRESS))
+            .value(":fp", s(claim.fingerprint.as_str()));
+        let record = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(TXN, notice.transaction_id.as_str())))
+            .condition_expression("#status = :inprogress AND fingerprint = :fp")
+            .set_expression_attribute_names(Some(expr.names))
+            .set_expression_attribute_values(Some(expr.values))
+            .build()
+            .map_err(|e| StoreError::with_source("build record release", e))?;
+        let items = vec![
+            TransactWriteItem::builder().update(order).build(),
+            TransactWriteItem::builder().delete(record).build(),
+        ];
+        self.transact(items).await.map(|_| ())
+    }
+}

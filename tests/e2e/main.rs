@@ -1,0 +1,6 @@
+//! End-to-end tests: the real handlers over HTTP against a local
+//! DynamoDB-compatible server (moto). One binary, one app per test.
+
+mod orders;
+mod ship;
+mod ship_rejections;

@@ -1,0 +1,127 @@
+//! Test support: a local DynamoDB-compatible server, a table per test made
+//! from template.yaml, the real handlers served over HTTP, and a stub
+//! fulfilment webhook.
+
+pub mod moto;
+pub mod serve;
+pub mod webhook;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_sdk_dynamodb::Client;
+use dingdang::config::Config;
+use dingdang::signing::KeyRing;
+use dingdang::store::DynamoStore;
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+pub use moto::dynamo_client;
+pub use serve::{spawn_app, Answered, App};
+pub use webhook::Webhook;
+
+/// The HMAC secret of the tests' development configuration.
+pub const SECRET: &str = "test-secret-do-not-use";
+pub const SKILL: &str = "skill-123";
+
+/// A fresh, unique table created from template.yaml's definition.
+pub async fn new_table(client: &Client) -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let name = format!(
+        "t{}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed),
+        rand::random::<u32>()
+    );
+    devkit::create_table_from_template(client, &devkit::template_path(), &name)
+        .await
+        .expect("create table from template.yaml");
+    name
+}
+
+/// Settings of a spawned app, on top of a development configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub env: HashMap<String, String>,
+}
+
+impl Settings {
+    pub fn hmac() -> Self {
+        let mut env = HashMap::new();
+        env.insert("DINGDANG_SKILL_ID".into(), SKILL.into());
+        env.insert("DINGDANG_SKILL_SECRET".into(), SECRET.into());
+        Self { env }
+    }
+
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.env.insert(name.into(), value.into());
+        self
+    }
+
+    pub fn config(&self, table: &str) -> Config {
+        let mut env = self.env.clone();
+        env.insert("TABLE_NAME".into(), table.into());
+        Config::from_lookup(|k| env.get(k).cloned()).expect("test configuration")
+    }
+}
+
+/// The key ring a test uses to sign as the platform: same secret, same skew.
+pub fn platform_keys(settings: &Settings) -> KeyRing {
+    settings.config("unused").keys
+}
+
+/// A ship notification body as the platform sends it.
+pub fn ship_body(transaction_id: &str, trade_no: &str, total_amt: i64, nonce: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "domainId": SKILL,
+        "transactionId": transaction_id,
+        "tradeNo": trade_no,
+        "totalAmt": total_amt,
+        "nonceStr": nonce,
+    }))
+    .unwrap()
+}
+
+/// A random identifier of letters and digits.
+pub fn id(prefix: &str) -> String {
+    use rand::distributions::Alphanumeric;
+    use rand::Rng;
+    let tail: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(12)
+        .map(char::from)
+        .collect();
+    format!("{prefix}{tail}")
+}
+
+/// Signs `body` now with `keys`: the `Authorization` header value.
+pub fn sign(keys: &KeyRing, body: &[u8]) -> String {
+    keys.sign(body, OffsetDateTime::now_utc()).to_string()
+}
+
+/// One stored item, with its attributes in a stable order.
+pub type StoredItem = std::collections::BTreeMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+/// Every item in the table, ordered by key, for "writes nothing" checks.
+pub async fn all_items(store: &DynamoStore) -> Vec<StoredItem> {
+    let out = store
+        .client()
+        .scan()
+        .table_name(store.table())
+        .send()
+        .await
+        .expect("scan");
+    let mut items: Vec<StoredItem> = out
+        .items()
+        .iter()
+        .map(|i| i.clone().into_iter().collect())
+        .collect();
+    items.sort_by_key(|i| format!("{:?}", i.get("pk")));
+    items
+}
+
+/// Parses a JSON reply.
+pub fn json(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(bytes)))
+}

@@ -1,0 +1,186 @@
+//! The real handlers served over HTTP on 127.0.0.1, one app per test: the
+//! same `handle` functions the Lambda binaries hand to the runtime.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dingdang::http::orders_api::OrdersApi;
+use dingdang::http::ship_notify::ShipNotifyApp;
+use dingdang::platform::http_client;
+use dingdang::signing::KeyRing;
+use dingdang::store::DynamoStore;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::{dynamo_client, new_table, platform_keys, Settings};
+
+/// A spawned app: ship-notify at `/ship-notify`, the orders API at `/orders`.
+pub struct App {
+    pub base: String,
+    pub store: DynamoStore,
+    /// The platform's side of the keys, to sign notifications.
+    pub keys: KeyRing,
+    pub http: reqwest::Client,
+    pub ship: Arc<ShipNotifyApp>,
+}
+
+struct Handlers {
+    ship: Arc<ShipNotifyApp>,
+    orders: OrdersApi,
+}
+
+pub async fn spawn_app(settings: Settings) -> App {
+    let client = dynamo_client().await;
+    let table = new_table(&client).await;
+    let store = DynamoStore::new(client, table.clone());
+    let ship = Arc::new(ShipNotifyApp::new(
+        settings.config(&table),
+        store.clone(),
+        http_client(),
+    ));
+    let handlers = Arc::new(Handlers {
+        ship: ship.clone(),
+        orders: OrdersApi::new(store.clone()),
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let handlers = handlers.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let handlers = handlers.clone();
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let bytes = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let request = lambda_http::Request::from_parts(
+                            parts,
+                            lambda_http::Body::Binary(bytes.to_vec()),
+                        );
+                        let response = if request.uri().path().starts_with("/ship-notify") {
+                            handlers.ship.handle(request).await
+                        } else {
+                            handlers.orders.handle(request).await
+                        }
+                        .unwrap();
+                        let (parts, body) = response.into_parts();
+                        Ok::<_, std::convert::Infallible>(hyper::Response::from_parts(
+                            parts,
+                            Full::new(Bytes::copy_from_slice(body.as_ref())),
+                        ))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    App {
+        base,
+        store,
+        keys: platform_keys(&settings),
+        http: reqwest::Client::new(),
+        ship,
+    }
+}
+
+/// A reply as the tests see it.
+#[derive(Debug)]
+pub struct Answered {
+    pub status: u16,
+    pub authorization: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl Answered {
+    pub fn json(&self) -> serde_json::Value {
+        crate::json(&self.body)
+    }
+
+    pub fn ret_code(&self) -> String {
+        self.json()["retCode"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+impl App {
+    /// POSTs `body` to ship-notify with the given `Authorization` header.
+    pub async fn post_ship(&self, body: Vec<u8>, authorization: Option<String>) -> Answered {
+        let mut request = self
+            .http
+            .post(format!("{}/ship-notify", self.base))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let response = request.send().await.expect("ship-notify answers");
+        Answered {
+            status: response.status().as_u16(),
+            authorization: response
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(String::from),
+            body: response.bytes().await.unwrap().to_vec(),
+        }
+    }
+
+    /// Signs `body` as the platform and POSTs it.
+    pub async fn ship(&self, body: Vec<u8>) -> Answered {
+        let authorization = crate::sign(&self.keys, &body);
+        self.post_ship(body, Some(authorization)).await
+    }
+
+    /// Registers an order through the API; panics unless it is created.
+    pub async fn create_order(&self, trade_no: &str, total_amt: i64) {
+        let response = self
+            .http
+            .post(format!("{}/orders", self.base))
+            .json(&serde_json::json!({"tradeNo": trade_no, "totalAmt": total_amt}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            201,
+            "{}",
+            response.text().await.unwrap()
+        );
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, crate::json(&response.bytes().await.unwrap()))
+    }
+
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, crate::json(&response.bytes().await.unwrap()))
+    }
+}

@@ -1,0 +1,107 @@
+//! A stub of the partner's fulfilment webhook that counts what it receives.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+#[derive(Default)]
+struct State {
+    calls: AtomicUsize,
+    failing: AtomicBool,
+    delay_ms: AtomicU64,
+    requests: Mutex<Vec<(Option<String>, Vec<u8>)>>,
+}
+
+/// The stub: `url()` to configure, `calls()` to count.
+#[derive(Clone)]
+pub struct Webhook {
+    url: String,
+    state: Arc<State>,
+}
+
+impl Webhook {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/fulfil", listener.local_addr().unwrap());
+        let state = Arc::new(State::default());
+        let shared = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let state = state.clone();
+                        async move {
+                            let key = req
+                                .headers()
+                                .get("idempotency-key")
+                                .and_then(|v| v.to_str().ok())
+                                .map(String::from);
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes().to_vec())
+                                .unwrap_or_default();
+                            let delay = state.delay_ms.load(Ordering::SeqCst);
+                            if delay > 0 {
+                                tokio::time::sleep(Duration::from_millis(delay)).await;
+                            }
+                            let status = if state.failing.load(Ordering::SeqCst) {
+                                503
+                            } else {
+                                state.calls.fetch_add(1, Ordering::SeqCst);
+                                state.requests.lock().unwrap().push((key, body));
+                                200
+                            };
+                            Ok::<_, std::convert::Infallible>(
+                                hyper::Response::builder()
+                                    .status(status)
+                                    .body(Full::new(Bytes::from_static(b"{}")))
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { url, state }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Successful fulfilments received.
+    pub fn calls(&self) -> usize {
+        self.state.calls.load(Ordering::SeqCst)
+    }
+
+    /// (Idempotency-Key, body) of each successful fulfilment.
+    pub fn requests(&self) -> Vec<(Option<String>, Vec<u8>)> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    /// Answer 503 from now on (or stop doing so).
+    pub fn set_failing(&self, failing: bool) {
+        self.state.failing.store(failing, Ordering::SeqCst);
+    }
+
+    pub fn set_delay(&self, delay: Duration) {
+        self.state
+            .delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+}
