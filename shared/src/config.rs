@@ -25,7 +25,14 @@ pub struct Config {
     pub accept_unknown_orders: bool,
     pub idempotency_ttl: Duration,
     pub protocol: Revision,
+    /// Base URL of the platform's `paycgi` API.
+    pub api_base: String,
+    /// Refuse platform replies that carry no valid `Authorization`.
+    pub require_signed_replies: bool,
 }
+
+/// The platform's production API.
+pub const DEFAULT_API_BASE: &str = "https://aiwx.html5.qq.com/paycgi";
 
 impl Config {
     /// Reads the process environment.
@@ -117,6 +124,14 @@ impl Config {
                 "the 2019 protocol requires TSK-RSA2",
             ));
         }
+        let api_base = env
+            .optional("DINGDANG_API_BASE")
+            .unwrap_or_else(|| DEFAULT_API_BASE.to_owned());
+        if !(api_base.starts_with("https://") || api_base.starts_with("http://")) {
+            return Err(malformed("DINGDANG_API_BASE", "expected an http(s) URL"));
+        }
+        let require_signed_replies =
+            env.flag("DINGDANG_REQUIRE_SIGNED_REPLIES")? || protocol == Revision::R2019;
         Ok(Self {
             table_name,
             skill_id,
@@ -125,6 +140,8 @@ impl Config {
             accept_unknown_orders,
             idempotency_ttl,
             protocol,
+            api_base: api_base.trim_end_matches('/').to_owned(),
+            require_signed_replies,
         })
     }
 }

@@ -16,8 +16,8 @@ use dingdang::store::DynamoStore;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-pub use moto::dynamo_client;
-pub use serve::{spawn_app, Answered, App};
+pub use moto::{dynamo_client, dynamo_client_at, dynamo_endpoint};
+pub use serve::{spawn_app, spawn_app_via, Answered, App};
 pub use webhook::Webhook;
 
 /// The HMAC secret of the tests' development configuration.

@@ -45,12 +45,22 @@ fn endpoint() -> &'static str {
 
 /// A DynamoDB client for the local server, with dummy credentials.
 pub async fn dynamo_client() -> Client {
+    dynamo_client_at(endpoint()).await
+}
+
+/// The URL of the local server.
+pub fn dynamo_endpoint() -> &'static str {
+    endpoint()
+}
+
+/// A DynamoDB client for `url`, with dummy credentials.
+pub async fn dynamo_client_at(url: &str) -> Client {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "test", "test", None, None, "tests",
         ))
-        .endpoint_url(endpoint())
+        .endpoint_url(url)
         .load()
         .await;
     Client::new(&config)

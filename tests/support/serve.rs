@@ -32,9 +32,20 @@ struct Handlers {
 }
 
 pub async fn spawn_app(settings: Settings) -> App {
+    spawn_app_via(settings, None).await
+}
+
+/// Like [`spawn_app`], with the handlers reaching DynamoDB through
+/// `endpoint` (a proxy, a closed port) while the test reads the table
+/// directly.
+pub async fn spawn_app_via(settings: Settings, endpoint: Option<&str>) -> App {
     let client = dynamo_client().await;
     let table = new_table(&client).await;
     let store = DynamoStore::new(client, table.clone());
+    let handler_store = match endpoint {
+        None => store.clone(),
+        Some(url) => DynamoStore::new(crate::moto::dynamo_client_at(url).await, table.clone()),
+    };
     let ship = Arc::new(ShipNotifyApp::new(
         settings.config(&table),
         store.clone(),

@@ -2,6 +2,7 @@
 //! through the traits declared here, so they know no AWS or HTTP types.
 
 pub mod orders;
+pub mod platform;
 pub mod ship;
 
 use async_trait::async_trait;
