@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use dingdang::http::orders_api::OrdersApi;
+use dingdang::http::partner_api::PartnerApi;
+use dingdang::http::refund_notify::RefundNotifyApp;
 use dingdang::http::ship_notify::ShipNotifyApp;
 use dingdang::platform::http_client;
 use dingdang::signing::KeyRing;
@@ -16,7 +17,8 @@ use tokio::net::TcpListener;
 
 use crate::{dynamo_client, new_table, platform_keys, Settings};
 
-/// A spawned app: ship-notify at `/ship-notify`, the orders API at `/orders`.
+/// A spawned app: ship-notify at `/ship-notify`, refund-notify at
+/// `/refund-notify`, the partner API (`/orders`, `/refunds`) elsewhere.
 pub struct App {
     pub base: String,
     pub store: DynamoStore,
@@ -28,7 +30,8 @@ pub struct App {
 
 struct Handlers {
     ship: Arc<ShipNotifyApp>,
-    orders: OrdersApi,
+    refund_notify: RefundNotifyApp,
+    api: PartnerApi,
 }
 
 pub async fn spawn_app(settings: Settings) -> App {
@@ -48,12 +51,13 @@ pub async fn spawn_app_via(settings: Settings, endpoint: Option<&str>) -> App {
     };
     let ship = Arc::new(ShipNotifyApp::new(
         settings.config(&table),
-        store.clone(),
+        handler_store.clone(),
         http_client(),
     ));
     let handlers = Arc::new(Handlers {
         ship: ship.clone(),
-        orders: OrdersApi::new(store.clone()),
+        refund_notify: RefundNotifyApp::new(settings.config(&table), handler_store.clone()),
+        api: PartnerApi::new(settings.config(&table), handler_store, http_client()),
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -77,10 +81,13 @@ pub async fn spawn_app_via(settings: Settings, endpoint: Option<&str>) -> App {
                             parts,
                             lambda_http::Body::Binary(bytes.to_vec()),
                         );
-                        let response = if request.uri().path().starts_with("/ship-notify") {
+                        let path = request.uri().path();
+                        let response = if path.starts_with("/ship-notify") {
                             handlers.ship.handle(request).await
+                        } else if path.starts_with("/refund-notify") {
+                            handlers.refund_notify.handle(request).await
                         } else {
-                            handlers.orders.handle(request).await
+                            handlers.api.handle(request).await
                         }
                         .unwrap();
                         let (parts, body) = response.into_parts();

@@ -3,7 +3,9 @@
 
 pub mod orders;
 pub mod platform;
+pub mod refunds;
 pub mod ship;
+pub mod sync;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -25,6 +27,8 @@ pub struct Order {
     pub created_at: EpochSecs,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub paid_at: Option<EpochSecs>,
+    /// The sum of the order's refunds that have not FAILED, in fen.
+    pub refunded_amt: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

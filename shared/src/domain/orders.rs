@@ -54,6 +54,7 @@ pub async fn register(
         transaction_id: None,
         created_at: now.unix_timestamp(),
         paid_at: None,
+        refunded_amt: 0,
     };
     Ok(match store.insert_order(&order).await? {
         None => Registered::Created(order),

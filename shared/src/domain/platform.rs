@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 
 use crate::protocol::{
-    OrderQueryReply, OrderQueryRequest, RefundQueryReply, RefundQueryRequest, RefundReply, RefundRequest,
+    OrderQueryReply, OrderQueryRequest, RefundQueryReply, RefundQueryRequest, RefundReply,
+    RefundRequest,
 };
 
 /// A call to the platform that produced no trustworthy reply. The outcome
@@ -27,7 +28,13 @@ pub enum PlatformError {
 /// configured). A `retCode` FAIL is a reply, not an error.
 #[async_trait]
 pub trait Platform: Send + Sync {
-    async fn order_query(&self, request: &OrderQueryRequest) -> Result<OrderQueryReply, PlatformError>;
+    async fn order_query(
+        &self,
+        request: &OrderQueryRequest,
+    ) -> Result<OrderQueryReply, PlatformError>;
     async fn refund(&self, request: &RefundRequest) -> Result<RefundReply, PlatformError>;
-    async fn refund_query(&self, request: &RefundQueryRequest) -> Result<RefundQueryReply, PlatformError>;
+    async fn refund_query(
+        &self,
+        request: &RefundQueryRequest,
+    ) -> Result<RefundQueryReply, PlatformError>;
 }

@@ -2,7 +2,9 @@
 //! domain → signed JSON reply. This is the one place where errors become
 //! `retCode` and HTTP status codes.
 
-pub mod orders_api;
+pub mod notify;
+pub mod partner_api;
+pub mod refund_notify;
 pub mod ship_notify;
 
 use lambda_http::http::{HeaderValue, StatusCode};

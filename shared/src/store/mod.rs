@@ -7,12 +7,19 @@
 //! | order | `ORDER#<tradeNo>` | `totalAmt`, `status`, `transactionId`, `claimTxn`/`claimUntil` while a webhook runs, `gsi1pk`/`gsi1sk` while unpaid |
 //! | idempotency record | `TXN#<transactionId>` | `status` (IN_PROGRESS/COMPLETE), `fingerprint`, `reply`, `until`, `ttl` |
 //! | nonce | `NONCE#<nonceStr>` | `bodyHash`, `ttl` |
+//! | payment | `PAYMENT#<transactionId>` | `tradeNo`: the order it paid |
+//! | refund | `REFUND#<refundTradeNo>` | amounts, `status`, `refundTransactionId`, `gsi1pk`/`gsi1sk` while open |
+//! | unmatched notice | `UNMATCHED#<refundTradeNo>` | a signed refund notification we could not match |
+//!
+//! An order's `refundedAmt` is the sum of its refunds not FAILED: reserving
+//! a refund adds to it under the condition that it stays within `totalAmt`.
 //!
 //! `ttl` is the table's TTL attribute; every condition also treats an item
 //! past its `ttl` as absent, since TTL deletion is lazy.
 
 mod item;
 mod orders;
+mod refunds;
 mod ship;
 
 use aws_sdk_dynamodb::Client;
@@ -51,6 +58,9 @@ impl DynamoStore {
 pub(crate) const ORDER: &str = "ORDER#";
 pub(crate) const TXN: &str = "TXN#";
 pub(crate) const NONCE: &str = "NONCE#";
+pub(crate) const PAYMENT: &str = "PAYMENT#";
+pub(crate) const REFUND: &str = "REFUND#";
+pub(crate) const UNMATCHED: &str = "UNMATCHED#";
 
 /// The index of unpaid orders by due time, used by reconciliation.
 pub const STATUS_INDEX: &str = "by-status-due";

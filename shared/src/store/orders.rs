@@ -24,6 +24,7 @@ pub(crate) fn order_item(order: &Order) -> Item {
     item.insert("totalAmt".into(), n(order.total_amt.get()));
     item.insert("status".into(), s(order.status.as_str()));
     item.insert("createdAt".into(), n(order.created_at));
+    item.insert("refundedAmt".into(), n(order.refunded_amt));
     if let Some(token) = &order.user_token {
         item.insert("userToken".into(), s(token.as_str()));
     }
@@ -51,6 +52,7 @@ pub(crate) fn read_order(item: &Item) -> Result<Order, StoreError> {
         transaction_id: r.opt_parsed("transactionId", TransactionId::parse)?,
         created_at: r.num("createdAt")?,
         paid_at: r.opt_num("paidAt")?,
+        refunded_amt: r.opt_num("refundedAmt")?.unwrap_or(0),
     })
 }
 

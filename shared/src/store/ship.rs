@@ -2,18 +2,14 @@
 //! `TransactWriteItems`, with the old items returned on failure so that a
 //! duplicate costs one round trip too.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Delete, Put, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
+    Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
-use super::item::{key, n, s, sdk_error, Item, Read};
+use super::item::{failed, key, n, nonce_put, s, Expr, Item, Read};
 use super::orders::{due_key, UNPAID};
-use super::{DynamoStore, NONCE, ORDER, TXN};
+use super::{DynamoStore, ORDER, PAYMENT, TXN};
 use crate::domain::ship::{
     ClaimMode, ClaimResult, Fingerprint, IdempotencyRecord, OrderMismatch, RecordState, ShipClaim,
     ShipStore,
@@ -23,25 +19,6 @@ use crate::protocol::{Fen, Reply, TransactionId};
 
 const IN_PROGRESS: &str = "IN_PROGRESS";
 const COMPLETE: &str = "COMPLETE";
-
-/// Expression attribute names and values, built alongside an expression.
-#[derive(Default)]
-struct Expr {
-    names: HashMap<String, String>,
-    values: HashMap<String, AttributeValue>,
-}
-
-impl Expr {
-    fn name(mut self, placeholder: &str, name: &str) -> Self {
-        self.names.insert(placeholder.into(), name.into());
-        self
-    }
-
-    fn value(mut self, placeholder: &str, value: AttributeValue) -> Self {
-        self.values.insert(placeholder.into(), value);
-        self
-    }
-}
 
 /// The order part of a claim, for either mode.
 fn order_update(claim: &ShipClaim<'_>, table: &str) -> Result<Update, StoreError> {
@@ -140,31 +117,23 @@ fn record_put(claim: &ShipClaim<'_>, table: &str) -> Result<Put, StoreError> {
         .map_err(|e| StoreError::with_source("build record put", e))
 }
 
-fn nonce_put(claim: &ShipClaim<'_>, table: &str) -> Result<Put, StoreError> {
-    let mut item = key(NONCE, claim.notice.nonce_str.as_str());
-    item.insert("kind".into(), s("NONCE"));
-    item.insert("bodyHash".into(), s(&claim.body_hash));
-    item.insert("ttl".into(), n(claim.nonce_expires));
-    let expr = Expr::default()
-        .name("#ttl", "ttl")
-        .value(":now", n(claim.now))
-        .value(":hash", s(&claim.body_hash));
+/// `PAYMENT#<transactionId>` → the order it paid, kept for refunds that
+/// name the payment rather than the order.
+fn payment_put(claim: &ShipClaim<'_>, table: &str) -> Result<Put, StoreError> {
+    let notice = claim.notice;
+    let mut item = key(PAYMENT, notice.transaction_id.as_str());
+    item.insert("kind".into(), s("PAYMENT"));
+    item.insert("tradeNo".into(), s(notice.trade_no.as_str()));
+    item.insert("paidAt".into(), n(claim.now));
     Put::builder()
         .table_name(table)
         .set_item(Some(item))
-        .condition_expression("attribute_not_exists(pk) OR #ttl < :now OR bodyHash = :hash")
-        .set_expression_attribute_names(Some(expr.names))
-        .set_expression_attribute_values(Some(expr.values))
         .build()
-        .map_err(|e| StoreError::with_source("build nonce put", e))
+        .map_err(|e| StoreError::with_source("build payment put", e))
 }
 
 fn reply_json(reply: &Reply) -> String {
     String::from_utf8(reply.to_bytes()).unwrap_or_default()
-}
-
-fn failed(reason: &CancellationReason) -> bool {
-    reason.code() == Some("ConditionalCheckFailed")
 }
 
 fn read_record(item: &Item) -> Result<IdempotencyRecord, StoreError> {
@@ -203,33 +172,10 @@ fn read_mismatch(old: Option<&Item>, claim: &ShipClaim<'_>) -> Result<OrderMisma
     }
 }
 
-impl DynamoStore {
-    async fn transact(
-        &self,
-        items: Vec<TransactWriteItem>,
-    ) -> Result<Option<Vec<CancellationReason>>, StoreError> {
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(None),
-            Err(err) => match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
-                    Ok(Some(e.cancellation_reasons().to_vec()))
-                }
-                _ => Err(sdk_error("transact write", err)),
-            },
-        }
-    }
-}
-
 #[async_trait]
 impl ShipStore for DynamoStore {
     async fn claim(&self, claim: &ShipClaim<'_>) -> Result<ClaimResult, StoreError> {
-        let items = vec![
+        let mut items = vec![
             TransactWriteItem::builder()
                 .update(order_update(claim, &self.table)?)
                 .build(),
@@ -237,9 +183,22 @@ impl ShipStore for DynamoStore {
                 .put(record_put(claim, &self.table)?)
                 .build(),
             TransactWriteItem::builder()
-                .put(nonce_put(claim, &self.table)?)
+                .put(nonce_put(
+                    &self.table,
+                    &claim.notice.nonce_str,
+                    &claim.body_hash,
+                    claim.nonce_expires,
+                    claim.now,
+                )?)
                 .build(),
         ];
+        if let ClaimMode::Complete { .. } = claim.mode {
+            items.push(
+                TransactWriteItem::builder()
+                    .put(payment_put(claim, &self.table)?)
+                    .build(),
+            );
+        }
         let Some(reasons) = self.transact(items).await? else {
             return Ok(ClaimResult::Claimed);
         };
@@ -303,6 +262,9 @@ impl ShipStore for DynamoStore {
         let items = vec![
             TransactWriteItem::builder().update(order).build(),
             TransactWriteItem::builder().update(record).build(),
+            TransactWriteItem::builder()
+                .put(payment_put(claim, &self.table)?)
+                .build(),
         ];
         Ok(self.transact(items).await?.is_none())
     }

@@ -1,0 +1,148 @@
+//! What every platform → partner notification endpoint shares: the
+//! content-type check, signature verification over the raw body, parsing,
+//! and the signed JSON reply. Errors become status codes here.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use lambda_http::http::{HeaderValue, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
+
+use super::{body_bytes, deadline, header, json_response, request_id, wrong_content_type};
+use crate::observability::error_chain;
+use crate::protocol::{self, ParseError, Reply};
+use crate::signing::{KeyRing, SignError};
+use crate::EpochSecs;
+
+/// A request refused before any business rule ran.
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    #[error("Content-Type must be JSON")]
+    ContentType,
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    #[error(transparent)]
+    Signature(#[from] SignError),
+}
+
+/// The answer to one notification, before it is signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub reply: Reply,
+    /// The outcome's short code (`fulfilled`, `duplicate`, `signature`...),
+    /// for logs and metrics.
+    pub outcome: &'static str,
+}
+
+impl Answer {
+    pub fn ok(reply: Reply, outcome: &'static str) -> Self {
+        Self {
+            status: StatusCode::OK,
+            reply,
+            outcome,
+        }
+    }
+
+    /// A request the caller got wrong: logged as a warning.
+    pub fn refused(err: &InboundError) -> Self {
+        let (status, outcome) = match err {
+            InboundError::ContentType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "content_type"),
+            InboundError::Parse(ParseError::TooLarge) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "bad_request")
+            }
+            InboundError::Parse(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            InboundError::Signature(SignError::Stale | SignError::Future) => {
+                (StatusCode::UNAUTHORIZED, "clock")
+            }
+            InboundError::Signature(_) => (StatusCode::UNAUTHORIZED, "signature"),
+        };
+        tracing::warn!(reason = outcome, error = %err, "notification refused");
+        Self {
+            status,
+            reply: Reply::fail(err.to_string()),
+            outcome,
+        }
+    }
+
+    /// Our own failure (the store, a dependency): logged with its cause
+    /// chain; the caller sees only that it should retry.
+    pub fn internal(err: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::error!(error = %error_chain(err), "notification failed");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            reply: Reply::fail("internal error, retry later"),
+            outcome: "error",
+        }
+    }
+}
+
+/// The keys of an endpoint and the request/reply plumbing around them.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub keys: Arc<KeyRing>,
+}
+
+impl Inbound {
+    /// Verifies the `Authorization` over the raw body, then parses it.
+    pub fn verify<T: DeserializeOwned>(
+        &self,
+        authorization: Option<&str>,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<T, InboundError> {
+        self.keys.verify(authorization, body, now)?;
+        Ok(protocol::parse::<T>(body)?)
+    }
+
+    /// Runs `decide` on one Lambda request and returns the signed reply,
+    /// with one log line per request.
+    pub async fn serve<'a, F, Fut>(
+        &self,
+        name: &'static str,
+        request: &'a Request,
+        decide: F,
+    ) -> Response<Body>
+    where
+        F: FnOnce(Option<&'a str>, &'a [u8], OffsetDateTime, EpochSecs) -> Fut,
+        Fut: Future<Output = Answer>,
+    {
+        let started = Instant::now();
+        let now = OffsetDateTime::now_utc();
+        let answer = if wrong_content_type(request) {
+            Answer::refused(&InboundError::ContentType)
+        } else {
+            let deadline = deadline(request, now.unix_timestamp());
+            decide(
+                header(request, "authorization"),
+                body_bytes(request),
+                now,
+                deadline,
+            )
+            .await
+        };
+        tracing::info!(
+            endpoint = name,
+            request_id = %request_id(request),
+            outcome = answer.outcome,
+            status = answer.status.as_u16(),
+            duration_ms = started.elapsed().as_millis() as u64,
+            "notification answered"
+        );
+        self.signed_response(&answer, now)
+    }
+
+    /// The reply as JSON, with an `Authorization` header over its body.
+    pub fn signed_response(&self, answer: &Answer, now: OffsetDateTime) -> Response<Body> {
+        let body = answer.reply.to_bytes();
+        let authorization = self.keys.sign(&body, now).to_string();
+        let mut response = json_response(answer.status, body);
+        if let Ok(value) = HeaderValue::from_str(&authorization) {
+            response.headers_mut().insert("authorization", value);
+        }
+        response
+    }
+}

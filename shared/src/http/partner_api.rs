@@ -1,0 +1,423 @@
+//! The partner's own API (`refund-api`): orders and refunds, called by the
+//! partner's back office. Errors are JSON `{error, message}`; internals
+//! never leave the process.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::ship_notify::{shipper, Shipper};
+use super::{body_bytes, json_response, request_id, wrong_content_type, DEFAULT_BUDGET_SECS};
+use crate::config::{Config, ConfigError};
+use crate::domain::orders::{register, NewOrder, Registered};
+use crate::domain::platform::PlatformError;
+use crate::domain::refunds::{
+    NewRefund, RefundError, RefundService, RefundSettings, RefundStatus, RefundStore, Requested,
+};
+use crate::domain::ship::{Rejection, ShipOutcome};
+use crate::domain::sync::{sync_order, OrderSync, SyncError};
+use crate::domain::{OrderStatus, OrderStore, StoreError};
+use crate::observability::error_chain;
+use crate::platform::{http_client, PlatformClient};
+use crate::protocol::{
+    self, Fen, OrderItem, OrderRef, ParseError, RefundDesc, RefundTradeNo, TradeNo, TransactionId,
+    UserToken,
+};
+use crate::store::DynamoStore;
+
+/// An API error: its status, a stable code and a caller-safe message.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("no such route")]
+    NoRoute,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("Content-Type must be application/json")]
+    ContentType,
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{0}")]
+    Upstream(String),
+    #[error("busy, retry")]
+    Busy,
+    #[error("internal error")]
+    Store(#[from] StoreError),
+}
+
+impl From<RefundError> for ApiError {
+    fn from(err: RefundError) -> Self {
+        match err {
+            RefundError::OrderNotFound | RefundError::RefundNotFound => {
+                Self::NotFound(err.to_string())
+            }
+            RefundError::NotPaid | RefundError::Exceeds => Self::Unprocessable(err.to_string()),
+            RefundError::Conflict(_) => Self::Conflict(err.to_string()),
+            RefundError::Contradiction => Self::Upstream(err.to_string()),
+            RefundError::Platform(e) => platform_error(&e),
+            RefundError::Busy | RefundError::NonceReplayed => Self::Busy,
+            RefundError::Store(e) => Self::Store(e),
+        }
+    }
+}
+
+impl From<SyncError> for ApiError {
+    fn from(err: SyncError) -> Self {
+        match err {
+            SyncError::Platform(e) => platform_error(&e),
+            SyncError::Ship(crate::domain::ship::ShipError::Store(e)) => Self::Store(e),
+        }
+    }
+}
+
+fn platform_error(err: &PlatformError) -> ApiError {
+    tracing::warn!(error = %err, "platform call failed");
+    ApiError::Upstream("the platform did not answer usably; retry later".to_owned())
+}
+
+impl From<ParseError> for ApiError {
+    fn from(err: ParseError) -> Self {
+        Self::BadRequest(err.to_string())
+    }
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) | Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::ContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Upstream(_) => StatusCode::BAD_GATEWAY,
+            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::NotFound(_) | Self::NoRoute => "not_found",
+            Self::Conflict(_) => "conflict",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::ContentType => "unsupported_media_type",
+            Self::Unprocessable(_) => "unprocessable",
+            Self::Upstream(_) => "upstream",
+            Self::Busy => "busy",
+            Self::Store(_) => "internal",
+        }
+    }
+
+    fn response(&self) -> Response<Body> {
+        #[derive(Serialize)]
+        struct ErrorBody<'a> {
+            error: &'a str,
+            message: String,
+        }
+        let body = ErrorBody {
+            error: self.code(),
+            message: self.to_string(),
+        };
+        json_response(self.status(), serde_json::to_vec(&body).unwrap_or_default())
+    }
+}
+
+/// `POST /orders` body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateOrderBody {
+    trade_no: Option<TradeNo>,
+    total_amt: Fen,
+    user_token: Option<UserToken>,
+}
+
+/// `POST /refunds` body: exactly one of `tradeNo` and `transactionId`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateRefundBody {
+    trade_no: Option<TradeNo>,
+    transaction_id: Option<TransactionId>,
+    refund_trade_no: RefundTradeNo,
+    refund_amt: Fen,
+    refund_desc: Option<RefundDesc>,
+    refund_details: Option<Vec<OrderItem>>,
+}
+
+/// The route a request asks for, whatever prefix the gateway or the local
+/// emulator puts before it (`/orders`, `/lambda-url/refund-api/orders`).
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'a> {
+    Orders,
+    Order(&'a str),
+    Refunds,
+    Refund(&'a str),
+}
+
+fn route(path: &str) -> Option<Route<'_>> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let at = segments
+        .iter()
+        .position(|s| *s == "orders" || *s == "refunds")?;
+    match (segments[at], &segments[at + 1..]) {
+        ("orders", []) => Some(Route::Orders),
+        ("orders", [id]) => Some(Route::Order(id)),
+        ("refunds", []) => Some(Route::Refunds),
+        ("refunds", [id]) => Some(Route::Refund(id)),
+        _ => None,
+    }
+}
+
+/// `?sync=true` (or `1`) in the query string.
+fn wants_sync(request: &Request) -> bool {
+    request
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .any(|pair| matches!(pair, "sync=true" | "sync=1"))
+}
+
+/// The refund-api function.
+pub struct PartnerApi {
+    store: DynamoStore,
+    refunds: RefundService<DynamoStore, PlatformClient>,
+    ship: Shipper,
+}
+
+impl PartnerApi {
+    pub fn new(config: Config, store: DynamoStore, http: reqwest::Client) -> Self {
+        let keys = Arc::new(config.keys.clone());
+        let platform = PlatformClient::new(
+            http.clone(),
+            config.api_base.clone(),
+            keys.clone(),
+            config.protocol,
+            config.require_signed_replies,
+        );
+        let refunds = RefundService {
+            store: store.clone(),
+            platform,
+            settings: RefundSettings {
+                skill_id: config.skill_id.clone(),
+                revision: config.protocol,
+            },
+        };
+        let ship = shipper(&config, &keys, store.clone(), http);
+        Self {
+            store,
+            refunds,
+            ship,
+        }
+    }
+
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let config = Config::from_env()?;
+        let store = DynamoStore::from_env(config.table_name.clone()).await;
+        Ok(Self::new(config, store, http_client()))
+    }
+
+    /// Replaces the platform client (tests point it at a simulator with
+    /// short timeouts).
+    pub fn with_platform(mut self, platform: PlatformClient) -> Self {
+        self.refunds.platform = platform;
+        self
+    }
+
+    pub async fn handle(&self, request: Request) -> Result<Response<Body>, Infallible> {
+        let started = Instant::now();
+        let result = self.route(&request).await;
+        let response = match result {
+            Ok((status, body)) => json_response(status, body),
+            Err(err) => {
+                if err.status().is_server_error() {
+                    tracing::error!(error = %error_chain(&err), "request failed");
+                }
+                err.response()
+            }
+        };
+        tracing::info!(
+            request_id = %request_id(&request),
+            method = %request.method(),
+            path = request.uri().path(),
+            status = response.status().as_u16(),
+            duration_ms = started.elapsed().as_millis() as u64,
+            "api request answered"
+        );
+        Ok(response)
+    }
+
+    async fn route(&self, request: &Request) -> Result<(StatusCode, Vec<u8>), ApiError> {
+        let path = request.uri().path();
+        match (route(path).ok_or(ApiError::NoRoute)?, request.method()) {
+            (Route::Orders, &Method::POST) => self.create_order(request).await,
+            (Route::Order(id), &Method::GET) => self.get_order(id, wants_sync(request)).await,
+            (Route::Refunds, &Method::POST) => self.create_refund(request).await,
+            (Route::Refund(id), &Method::GET) => self.get_refund(id, wants_sync(request)).await,
+            _ => Err(ApiError::MethodNotAllowed),
+        }
+    }
+
+    async fn create_order(&self, request: &Request) -> Result<(StatusCode, Vec<u8>), ApiError> {
+        if wrong_content_type(request) {
+            return Err(ApiError::ContentType);
+        }
+        let body: CreateOrderBody = protocol::parse(body_bytes(request))?;
+        let new = NewOrder {
+            trade_no: body.trade_no,
+            total_amt: body.total_amt,
+            user_token: body.user_token,
+        };
+        match register(&self.store, new, OffsetDateTime::now_utc()).await? {
+            Registered::Created(order) => {
+                tracing::info!(
+                    trade_no = order.trade_no.as_str(),
+                    total_amt = order.total_amt.get(),
+                    "order registered"
+                );
+                Ok((StatusCode::CREATED, to_json(&order)))
+            }
+            Registered::Existing(order) => Ok((StatusCode::OK, to_json(&order))),
+            Registered::Conflict(order) => Err(ApiError::Conflict(format!(
+                "order {} exists with other values",
+                order.trade_no
+            ))),
+        }
+    }
+
+    async fn get_order(&self, id: &str, sync: bool) -> Result<(StatusCode, Vec<u8>), ApiError> {
+        let trade_no =
+            TradeNo::parse(id).map_err(|e| ApiError::BadRequest(format!("tradeNo {e}")))?;
+        let order = self
+            .store
+            .get_order(&trade_no)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no order {trade_no}")))?;
+        if !sync || order.status == OrderStatus::Paid {
+            return Ok((StatusCode::OK, to_json(&order)));
+        }
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        match sync_order(
+            &self.ship,
+            &self.refunds.platform,
+            &order,
+            now,
+            now + DEFAULT_BUDGET_SECS,
+        )
+        .await?
+        {
+            OrderSync::NotPaid(_)
+            | OrderSync::Paid(ShipOutcome::Rejected(Rejection::InProgress)) => {}
+            OrderSync::Paid(ShipOutcome::Rejected(rejection)) => {
+                tracing::error!(
+                    alert = true,
+                    reason = rejection.code(),
+                    trade_no = trade_no.as_str(),
+                    "orderquery reports a payment our order refuses"
+                );
+                return Err(ApiError::Upstream(format!(
+                    "the platform's payment was refused: {}",
+                    rejection.message()
+                )));
+            }
+            OrderSync::Paid(_) => {}
+        }
+        let order = self
+            .store
+            .get_order(&trade_no)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no order {trade_no}")))?;
+        Ok((StatusCode::OK, to_json(&order)))
+    }
+
+    async fn create_refund(&self, request: &Request) -> Result<(StatusCode, Vec<u8>), ApiError> {
+        if wrong_content_type(request) {
+            return Err(ApiError::ContentType);
+        }
+        let body: CreateRefundBody = protocol::parse(body_bytes(request))?;
+        let order = match (body.trade_no, body.transaction_id) {
+            (Some(trade_no), None) => OrderRef::TradeNo(trade_no),
+            (None, Some(txn)) => OrderRef::TransactionId(txn),
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "give exactly one of tradeNo and transactionId".to_owned(),
+                ))
+            }
+        };
+        let new = NewRefund {
+            order,
+            refund_trade_no: body.refund_trade_no,
+            refund_amt: body.refund_amt,
+            refund_desc: body.refund_desc,
+            refund_details: body.refund_details,
+        };
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        match self.refunds.request(new, now).await? {
+            Requested::Created(refund) => {
+                let status = if refund.status == RefundStatus::Pending {
+                    StatusCode::ACCEPTED
+                } else {
+                    StatusCode::CREATED
+                };
+                Ok((status, to_json(&refund)))
+            }
+            Requested::Existing(refund) => Ok((StatusCode::OK, to_json(&refund))),
+        }
+    }
+
+    async fn get_refund(&self, id: &str, sync: bool) -> Result<(StatusCode, Vec<u8>), ApiError> {
+        let refund_trade_no = RefundTradeNo::parse(id)
+            .map_err(|e| ApiError::BadRequest(format!("refundTradeNo {e}")))?;
+        let refund = if sync {
+            self.refunds
+                .sync(&refund_trade_no, OffsetDateTime::now_utc().unix_timestamp())
+                .await?
+        } else {
+            self.store
+                .get_refund(&refund_trade_no)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("no refund {refund_trade_no}")))?
+        };
+        Ok((StatusCode::OK, to_json(&refund)))
+    }
+}
+
+fn to_json(value: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_with_and_without_prefix() {
+        assert_eq!(route("/orders"), Some(Route::Orders));
+        assert_eq!(route("/orders/"), Some(Route::Orders));
+        assert_eq!(route("/lambda-url/refund-api/orders"), Some(Route::Orders));
+        assert_eq!(route("/orders/ABC123"), Some(Route::Order("ABC123")));
+        assert_eq!(
+            route("/lambda-url/refund-api/orders/ABC123"),
+            Some(Route::Order("ABC123"))
+        );
+        assert_eq!(route("/orders/orders"), Some(Route::Order("orders")));
+        assert_eq!(route("/things"), None);
+        assert_eq!(route("/orders/a/b"), None);
+        assert_eq!(route("/refunds"), Some(Route::Refunds));
+        assert_eq!(
+            route("/lambda-url/refund-api/refunds/R1"),
+            Some(Route::Refund("R1"))
+        );
+    }
+}

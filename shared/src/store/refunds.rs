@@ -1,0 +1,304 @@
+//! Refunds: the reservation on the order and the status transitions.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{
+    Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+
+use super::item::{failed, key, n, nonce_put, s, sdk_error, Expr, Item, Read};
+use super::orders::due_key;
+use super::{DynamoStore, PAYMENT, REFUND, UNMATCHED};
+use crate::domain::refunds::{
+    Applied, NonceClaim, Refund, RefundStatus, RefundStore, Report, Reserved,
+};
+use crate::domain::{Order, OrderStore, StoreError};
+use crate::protocol::{
+    Fen, OrderItem, OrderRef, RefundDesc, RefundTradeNo, RefundTransactionId, TradeNo,
+    TransactionId,
+};
+use crate::EpochSecs;
+
+/// `gsi1pk` of refunds waiting for a final state.
+pub(crate) const OPEN_REFUNDS: &str = "REFUND#OPEN";
+
+fn refund_item(refund: &Refund) -> Item {
+    let mut item = key(REFUND, refund.refund_trade_no.as_str());
+    item.insert("kind".into(), s("REFUND"));
+    item.insert("refundTradeNo".into(), s(refund.refund_trade_no.as_str()));
+    item.insert("tradeNo".into(), s(refund.trade_no.as_str()));
+    item.insert("transactionId".into(), s(refund.transaction_id.as_str()));
+    item.insert("totalAmt".into(), n(refund.total_amt.get()));
+    item.insert("refundAmt".into(), n(refund.refund_amt.get()));
+    item.insert("status".into(), s(refund.status.as_str()));
+    item.insert("createdAt".into(), n(refund.created_at));
+    item.insert("updatedAt".into(), n(refund.updated_at));
+    if let Some(desc) = &refund.refund_desc {
+        item.insert("refundDesc".into(), s(desc.as_str()));
+    }
+    if let Some(details) = &refund.refund_details {
+        item.insert(
+            "refundDetails".into(),
+            s(serde_json::to_string(details).unwrap_or_default()),
+        );
+    }
+    if let Some(id) = &refund.refund_transaction_id {
+        item.insert("refundTransactionId".into(), s(id.as_str()));
+    }
+    if let Some(reason) = &refund.fail_reason {
+        item.insert("failReason".into(), s(reason));
+    }
+    if refund.status.is_open() {
+        item.insert("gsi1pk".into(), s(OPEN_REFUNDS));
+        item.insert("gsi1sk".into(), s(due_key(refund.updated_at)));
+    }
+    item
+}
+
+fn amount(r: &Read<'_>, name: &str) -> Result<Fen, StoreError> {
+    Fen::new(r.num(name)?)
+        .map_err(|_| StoreError::new(format!("stored `{name}` is not a positive amount")))
+}
+
+pub(crate) fn read_refund(item: &Item) -> Result<Refund, StoreError> {
+    let r = Read(item);
+    let refund_details = r
+        .opt_str("refundDetails")
+        .map(|json| serde_json::from_str::<Vec<OrderItem>>(json))
+        .transpose()
+        .map_err(|e| StoreError::with_source("stored refundDetails", e))?;
+    Ok(Refund {
+        refund_trade_no: r.parsed("refundTradeNo", RefundTradeNo::parse)?,
+        trade_no: r.parsed("tradeNo", TradeNo::parse)?,
+        transaction_id: r.parsed("transactionId", TransactionId::parse)?,
+        total_amt: amount(&r, "totalAmt")?,
+        refund_amt: amount(&r, "refundAmt")?,
+        refund_desc: r.opt_parsed("refundDesc", RefundDesc::parse)?,
+        refund_details,
+        status: r.parsed("status", |v| RefundStatus::parse(v).ok_or(()))?,
+        refund_transaction_id: r.opt_parsed("refundTransactionId", RefundTransactionId::parse)?,
+        fail_reason: r.opt_str("failReason").map(str::to_owned),
+        created_at: r.num("createdAt")?,
+        updated_at: r.num("updatedAt")?,
+    })
+}
+
+fn build<T, E: std::error::Error + Send + Sync + 'static>(
+    what: &str,
+    built: Result<T, E>,
+) -> Result<T, StoreError> {
+    built.map_err(|e| StoreError::with_source(format!("build {what}"), e))
+}
+
+#[async_trait]
+impl RefundStore for DynamoStore {
+    async fn find_order(&self, order: &OrderRef) -> Result<Option<Order>, StoreError> {
+        let trade_no = match order {
+            OrderRef::TradeNo(trade_no) => trade_no.clone(),
+            OrderRef::TransactionId(txn) => {
+                let out = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(PAYMENT, txn.as_str())))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("get payment", e))?;
+                match out.item() {
+                    Some(item) => Read(item).parsed("tradeNo", TradeNo::parse)?,
+                    None => return Ok(None),
+                }
+            }
+        };
+        self.get_order(&trade_no).await
+    }
+
+    async fn get_refund(
+        &self,
+        refund_trade_no: &RefundTradeNo,
+    ) -> Result<Option<Refund>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(REFUND, refund_trade_no.as_str())))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("get refund", e))?;
+        out.item().map(read_refund).transpose()
+    }
+
+    async fn reserve(&self, refund: &Refund) -> Result<Reserved, StoreError> {
+        let Some(limit) = refund
+            .total_amt
+            .get()
+            .checked_sub(refund.refund_amt.get())
+            .filter(|l| *l >= 0)
+        else {
+            return Ok(Reserved::Exceeds);
+        };
+        let expr = Expr::default()
+            .name("#status", "status")
+            .value(":paid", s("PAID"))
+            .value(":amt", n(refund.refund_amt.get()))
+            .value(":zero", n(0))
+            .value(":limit", n(limit))
+            .value(":total", n(refund.total_amt.get()));
+        let order = build(
+            "order reservation",
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(super::ORDER, refund.trade_no.as_str())))
+                .update_expression("SET refundedAmt = if_not_exists(refundedAmt, :zero) + :amt")
+                .condition_expression(
+                    "#status = :paid AND totalAmt = :total \
+                     AND (attribute_not_exists(refundedAmt) OR refundedAmt <= :limit)",
+                )
+                .set_expression_attribute_names(Some(expr.names))
+                .set_expression_attribute_values(Some(expr.values))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build(),
+        )?;
+        let record = build(
+            "refund put",
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(refund_item(refund)))
+                .condition_expression("attribute_not_exists(pk)")
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build(),
+        )?;
+        let items = vec![
+            TransactWriteItem::builder().update(order).build(),
+            TransactWriteItem::builder().put(record).build(),
+        ];
+        let Some(reasons) = self.transact(items).await? else {
+            return Ok(Reserved::Reserved);
+        };
+        if let Some(existing) = reasons.get(1).filter(|r| failed(r)).and_then(|r| r.item()) {
+            return read_refund(existing).map(Reserved::Exists);
+        }
+        match reasons.first().filter(|r| failed(r)) {
+            Some(r)
+                if r.item()
+                    .and_then(|i| i.get("status"))
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|v| v == "PAID") =>
+            {
+                Ok(Reserved::Exceeds)
+            }
+            Some(_) => Ok(Reserved::NotPaid),
+            None => Err(StoreError::new(
+                "refund reservation cancelled by a concurrent transaction",
+            )),
+        }
+    }
+
+    async fn apply(
+        &self,
+        refund: &Refund,
+        to: Option<RefundStatus>,
+        report: &Report,
+        nonce: Option<&NonceClaim>,
+        now: EpochSecs,
+    ) -> Result<Applied, StoreError> {
+        let mut after = refund.clone();
+        let mut items = Vec::new();
+        if let Some(to) = to {
+            after.status = to;
+            after.updated_at = now;
+            if after.refund_transaction_id.is_none() {
+                after.refund_transaction_id = report.refund_transaction_id.clone();
+            }
+            if to == RefundStatus::Failed {
+                after.fail_reason = report.reason.clone().or(after.fail_reason);
+            }
+            let expr = Expr::default()
+                .name("#status", "status")
+                .value(":current", s(refund.status.as_str()));
+            let record = build(
+                "refund transition",
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(refund_item(&after)))
+                    .condition_expression("#status = :current")
+                    .set_expression_attribute_names(Some(expr.names))
+                    .set_expression_attribute_values(Some(expr.values))
+                    .build(),
+            )?;
+            items.push(TransactWriteItem::builder().put(record).build());
+            if to == RefundStatus::Failed {
+                let expr = Expr::default().value(":amt", n(refund.refund_amt.get()));
+                let release = build(
+                    "order release",
+                    Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key(super::ORDER, refund.trade_no.as_str())))
+                        .update_expression("SET refundedAmt = refundedAmt - :amt")
+                        .condition_expression("refundedAmt >= :amt")
+                        .set_expression_attribute_values(Some(expr.values))
+                        .build(),
+                )?;
+                items.push(TransactWriteItem::builder().update(release).build());
+            }
+        }
+        let nonce_at = items.len();
+        if let Some(claim) = nonce {
+            items.push(
+                TransactWriteItem::builder()
+                    .put(nonce_put(
+                        &self.table,
+                        &claim.nonce,
+                        &claim.body_hash,
+                        claim.expires,
+                        now,
+                    )?)
+                    .build(),
+            );
+        }
+        if items.is_empty() {
+            return Ok(Applied::Applied(after));
+        }
+        let Some(reasons) = self.transact(items).await? else {
+            return Ok(Applied::Applied(after));
+        };
+        if nonce.is_some() && reasons.get(nonce_at).is_some_and(failed) {
+            return Ok(Applied::NonceReused);
+        }
+        if reasons.first().is_some_and(failed) {
+            return Ok(Applied::Stale);
+        }
+        if reasons.get(1).is_some_and(failed) {
+            return Err(StoreError::new(
+                "order's refundedAmt is below a refund being released",
+            ));
+        }
+        Ok(Applied::Stale)
+    }
+
+    async fn record_unmatched(
+        &self,
+        refund_trade_no: &RefundTradeNo,
+        payload: &str,
+        now: EpochSecs,
+    ) -> Result<(), StoreError> {
+        let mut item = key(UNMATCHED, refund_trade_no.as_str());
+        item.insert("kind".into(), s("UNMATCHED"));
+        item.insert("refundTradeNo".into(), s(refund_trade_no.as_str()));
+        item.insert("payload".into(), s(payload));
+        item.insert("receivedAt".into(), n(now));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| sdk_error("put unmatched notice", e))?;
+        Ok(())
+    }
+}
