@@ -29,6 +29,8 @@ pub struct Config {
     pub api_base: String,
     /// Refuse platform replies that carry no valid `Authorization`.
     pub require_signed_replies: bool,
+    /// Total time allowed for one call to the platform.
+    pub api_timeout: Duration,
 }
 
 /// The platform's production API.
@@ -132,6 +134,16 @@ impl Config {
         }
         let require_signed_replies =
             env.flag("DINGDANG_REQUIRE_SIGNED_REPLIES")? || protocol == Revision::R2019;
+        let api_timeout = Duration::from_millis(
+            env.optional("DINGDANG_API_TIMEOUT_MS")
+                .map(|v| {
+                    v.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
+                        malformed("DINGDANG_API_TIMEOUT_MS", "expected milliseconds")
+                    })
+                })
+                .transpose()?
+                .unwrap_or(5_000),
+        );
         Ok(Self {
             table_name,
             skill_id,
@@ -142,6 +154,7 @@ impl Config {
             protocol,
             api_base: api_base.trim_end_matches('/').to_owned(),
             require_signed_replies,
+            api_timeout,
         })
     }
 }

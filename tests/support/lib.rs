@@ -3,7 +3,9 @@
 //! fulfilment webhook.
 
 pub mod moto;
+pub mod proxy;
 pub mod serve;
+pub mod stack;
 pub mod webhook;
 
 use std::collections::HashMap;
@@ -18,6 +20,7 @@ use time::OffsetDateTime;
 
 pub use moto::{dynamo_client, dynamo_client_at, dynamo_endpoint};
 pub use serve::{spawn_app, spawn_app_via, Answered, App};
+pub use stack::{hmac_stack, spawn_stack, Stack};
 pub use webhook::Webhook;
 
 /// The HMAC secret of the tests' development configuration.

@@ -136,9 +136,19 @@ impl Answered {
 impl App {
     /// POSTs `body` to ship-notify with the given `Authorization` header.
     pub async fn post_ship(&self, body: Vec<u8>, authorization: Option<String>) -> Answered {
+        self.post_path("/ship-notify", body, authorization).await
+    }
+
+    /// POSTs `body` to `path` with the given `Authorization` header.
+    pub async fn post_path(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        authorization: Option<String>,
+    ) -> Answered {
         let mut request = self
             .http
-            .post(format!("{}/ship-notify", self.base))
+            .post(format!("{}{path}", self.base))
             .header("content-type", "application/json")
             .body(body);
         if let Some(value) = authorization {

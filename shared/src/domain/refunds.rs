@@ -318,7 +318,6 @@ impl<S: RefundStore, P: Platform> RefundService<S, P> {
             new_nonce(),
         )
         .map_err(|_| RefundError::Exceeds)?;
-        request.transaction_id = Some(refund.transaction_id.clone());
         request.refund_desc = refund.refund_desc.clone();
         request.refund_details = refund.refund_details.clone();
         if self.settings.revision == Revision::R2019 {

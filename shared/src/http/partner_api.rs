@@ -205,7 +205,8 @@ impl PartnerApi {
             keys.clone(),
             config.protocol,
             config.require_signed_replies,
-        );
+        )
+        .with_timeout(config.api_timeout);
         let refunds = RefundService {
             store: store.clone(),
             platform,
