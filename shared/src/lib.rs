@@ -14,6 +14,7 @@
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod jobs;
 pub mod observability;
 pub mod platform;
 pub mod protocol;

@@ -13,14 +13,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_dynamodb::Client;
 use dingdang::config::Config;
-use dingdang::signing::KeyRing;
+use dingdang::signing::{parse_private_key, parse_public_keys, KeyRing, Signer, Verifier};
 use dingdang::store::DynamoStore;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 pub use moto::{dynamo_client, dynamo_client_at, dynamo_endpoint};
 pub use serve::{spawn_app, spawn_app_via, Answered, App};
-pub use stack::{hmac_stack, spawn_stack, Stack};
+pub use stack::{hmac_stack, reconciler, rsa_stack, spawn_stack, Stack};
 pub use webhook::Webhook;
 
 /// The HMAC secret of the tests' development configuration.
@@ -46,6 +46,8 @@ pub async fn new_table(client: &Client) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
     pub env: HashMap<String, String>,
+    /// The platform's side of the keys when it differs from ours (RSA2).
+    pub platform: Option<KeyRing>,
 }
 
 impl Settings {
@@ -53,7 +55,39 @@ impl Settings {
         let mut env = HashMap::new();
         env.insert("DINGDANG_SKILL_ID".into(), SKILL.into());
         env.insert("DINGDANG_SKILL_SECRET".into(), SECRET.into());
-        Self { env }
+        Self {
+            env,
+            platform: None,
+        }
+    }
+
+    /// The later revision: TSK-RSA2 both ways and signed replies required.
+    /// We sign with the skill's private key and verify with the platform's
+    /// public key; the platform the other way round.
+    pub fn rsa2_2019() -> Self {
+        let mut env = HashMap::new();
+        env.insert("DINGDANG_SKILL_ID".into(), SKILL.into());
+        env.insert("DINGDANG_PROTOCOL".into(), "2019".into());
+        env.insert("DINGDANG_SIGN_ALG".into(), "TSK-RSA2".into());
+        env.insert(
+            "DINGDANG_PLATFORM_PUBLIC_KEY".into(),
+            vectors::PLATFORM_PUBLIC_BARE.into(),
+        );
+        env.insert(
+            "DINGDANG_SKILL_PRIVATE_KEY".into(),
+            vectors::SKILL_PRIVATE_PEM.into(),
+        );
+        let platform = KeyRing {
+            signer: Signer::Rsa2(Box::new(
+                parse_private_key(vectors::PLATFORM_PRIVATE_PEM).unwrap(),
+            )),
+            verifier: Verifier::rsa2(parse_public_keys(vectors::SKILL_PUBLIC_PEM).unwrap()),
+            skew: KeyRing::DEFAULT_SKEW,
+        };
+        Self {
+            env,
+            platform: Some(platform),
+        }
     }
 
     pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -70,7 +104,23 @@ impl Settings {
 
 /// The key ring a test uses to sign as the platform: same secret, same skew.
 pub fn platform_keys(settings: &Settings) -> KeyRing {
-    settings.config("unused").keys
+    settings
+        .platform
+        .clone()
+        .unwrap_or_else(|| settings.config("unused").keys)
+}
+
+/// Test-only RSA keys: the platform's from the signing spec's vectors, the
+/// skill's a second pair made for the tests.
+pub mod vectors {
+    pub const PLATFORM_PRIVATE_PEM: &str =
+        include_str!("../../shared/tests/vectors/platform_private_key.pem");
+    pub const PLATFORM_PUBLIC_BARE: &str =
+        include_str!("../../shared/tests/vectors/platform_public_key.bare.txt");
+    pub const SKILL_PRIVATE_PEM: &str =
+        include_str!("../../shared/tests/vectors/second_private_key.pem");
+    pub const SKILL_PUBLIC_PEM: &str =
+        include_str!("../../shared/tests/vectors/second_public_key.pem");
 }
 
 /// A ship notification body as the platform sends it.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use dingdang::http::create_order::CreateOrderApp;
 use dingdang::http::partner_api::PartnerApi;
 use dingdang::http::refund_notify::RefundNotifyApp;
 use dingdang::http::ship_notify::ShipNotifyApp;
@@ -30,6 +31,7 @@ pub struct App {
 
 struct Handlers {
     ship: Arc<ShipNotifyApp>,
+    create_order: CreateOrderApp,
     refund_notify: RefundNotifyApp,
     api: PartnerApi,
 }
@@ -56,6 +58,7 @@ pub async fn spawn_app_via(settings: Settings, endpoint: Option<&str>) -> App {
     ));
     let handlers = Arc::new(Handlers {
         ship: ship.clone(),
+        create_order: CreateOrderApp::new(settings.config(&table), handler_store.clone()),
         refund_notify: RefundNotifyApp::new(settings.config(&table), handler_store.clone()),
         api: PartnerApi::new(settings.config(&table), handler_store, http_client()),
     });
@@ -84,6 +87,8 @@ pub async fn spawn_app_via(settings: Settings, endpoint: Option<&str>) -> App {
                         let path = request.uri().path();
                         let response = if path.starts_with("/ship-notify") {
                             handlers.ship.handle(request).await
+                        } else if path.starts_with("/create-order") {
+                            handlers.create_order.handle(request).await
                         } else if path.starts_with("/refund-notify") {
                             handlers.refund_notify.handle(request).await
                         } else {

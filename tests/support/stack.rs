@@ -38,6 +38,30 @@ pub async fn spawn_stack(
     Stack { app, sim }
 }
 
+/// A stack of the later revision (TSK-RSA2, signed replies, `skillId`).
+pub async fn rsa_stack(settings: Settings, tune: impl FnOnce(&mut SimConfig)) -> Stack {
+    let platform = crate::platform_keys(&settings);
+    let stack = spawn_stack(settings, platform, tune).await;
+    stack
+        .sim
+        .set_notify_revision(dingdang::protocol::Revision::R2019);
+    stack
+}
+
+/// A reconcile sweep over the stack's table, with `settings` (the app's)
+/// and a zero grace period.
+pub fn reconciler(stack: &Stack, settings: &Settings) -> dingdang::jobs::ReconcileApp {
+    let settings = settings
+        .clone()
+        .with("DINGDANG_API_BASE", stack.sim.api_base());
+    let config = settings.config(stack.app.store.table());
+    dingdang::jobs::ReconcileApp::new(config, stack.app.store.clone(), |name| match name {
+        "RECONCILE_GRACE_SECS" => Some("0".to_owned()),
+        _ => None,
+    })
+    .expect("reconcile settings")
+}
+
 /// A stack with the development HMAC configuration.
 pub async fn hmac_stack(settings: Settings, tune: impl FnOnce(&mut SimConfig)) -> Stack {
     spawn_stack(settings, simulator::hmac_keys(crate::SECRET), tune).await

@@ -3,6 +3,7 @@
 
 pub mod orders;
 pub mod platform;
+pub mod reconcile;
 pub mod refunds;
 pub mod ship;
 pub mod sync;

@@ -66,3 +66,55 @@ pub async fn register(
         Some(existing) => Registered::Conflict(existing),
     })
 }
+
+/// An order the platform asks us to create (create-order, later revision).
+#[derive(Debug, Clone)]
+pub struct PlatformOrder {
+    pub order: Order,
+    pub details: Vec<crate::protocol::OrderItem>,
+    /// md5 of the request's significant fields: a retried identical request
+    /// maps to the same order.
+    pub request_key: String,
+    pub nonce: super::refunds::NonceClaim,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlatformCreated {
+    Created(TradeNo),
+    /// The same request was seen before: its order number.
+    Existing(TradeNo),
+    NonceReused,
+}
+
+#[async_trait::async_trait]
+pub trait PlatformOrderStore: Send + Sync {
+    /// Stores the order, the request key and the nonce in one transaction.
+    async fn create_for_platform(
+        &self,
+        order: &PlatformOrder,
+        now: i64,
+    ) -> Result<PlatformCreated, StoreError>;
+}
+
+/// The key of a create-order request: skill, user, items, total and nonce.
+pub fn request_key(request: &crate::protocol::CreateOrderRequest) -> String {
+    use md5::{Digest, Md5};
+    let mut md5 = Md5::new();
+    md5.update(request.skill_id.as_str());
+    md5.update([0x1f]);
+    md5.update(request.user_token.as_str());
+    md5.update([0x1f]);
+    for item in &request.details {
+        md5.update(format!(
+            "{}:{}:{};",
+            item.item_id.as_str(),
+            item.quantity.get(),
+            item.amount.get()
+        ));
+    }
+    md5.update([0x1f]);
+    md5.update(request.total_amt.get().to_string());
+    md5.update([0x1f]);
+    md5.update(request.nonce_str.as_str());
+    hex::encode(md5.finalize())
+}

@@ -2,6 +2,7 @@
 //! domain → signed JSON reply. This is the one place where errors become
 //! `retCode` and HTTP status codes.
 
+pub mod create_order;
 pub mod notify;
 pub mod partner_api;
 pub mod refund_notify;

@@ -9,6 +9,7 @@
 //! | nonce | `NONCE#<nonceStr>` | `bodyHash`, `ttl` |
 //! | payment | `PAYMENT#<transactionId>` | `tradeNo`: the order it paid |
 //! | refund | `REFUND#<refundTradeNo>` | amounts, `status`, `refundTransactionId`, `gsi1pk`/`gsi1sk` while open |
+//! | create-order request | `CREATE#<md5 of the request>` | `tradeNo` of the order it created |
 //! | unmatched notice | `UNMATCHED#<refundTradeNo>` | a signed refund notification we could not match |
 //!
 //! An order's `refundedAmt` is the sum of its refunds not FAILED: reserving
@@ -19,6 +20,7 @@
 
 mod item;
 mod orders;
+mod reconcile;
 mod refunds;
 mod ship;
 
@@ -61,6 +63,7 @@ pub(crate) const NONCE: &str = "NONCE#";
 pub(crate) const PAYMENT: &str = "PAYMENT#";
 pub(crate) const REFUND: &str = "REFUND#";
 pub(crate) const UNMATCHED: &str = "UNMATCHED#";
+pub(crate) const CREATE: &str = "CREATE#";
 
 /// The index of unpaid orders by due time, used by reconciliation.
 pub const STATUS_INDEX: &str = "by-status-due";

@@ -95,3 +95,70 @@ impl OrderStore for DynamoStore {
         out.item().map(read_order).transpose()
     }
 }
+
+#[async_trait]
+impl crate::domain::orders::PlatformOrderStore for DynamoStore {
+    async fn create_for_platform(
+        &self,
+        request: &crate::domain::orders::PlatformOrder,
+        now: i64,
+    ) -> Result<crate::domain::orders::PlatformCreated, StoreError> {
+        use crate::domain::orders::PlatformCreated;
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+
+        use super::item::{failed, nonce_put};
+
+        let mut order = order_item(&request.order);
+        order.insert(
+            "details".into(),
+            s(serde_json::to_string(&request.details).unwrap_or_default()),
+        );
+        let mut created = key(super::CREATE, &request.request_key);
+        created.insert("kind".into(), s("CREATE"));
+        created.insert("tradeNo".into(), s(request.order.trade_no.as_str()));
+        created.insert("createdAt".into(), n(now));
+        let put = |item: Item, what: &str| {
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .map_err(|e| StoreError::with_source(format!("build {what}"), e))
+        };
+        let nonce = &request.nonce;
+        let items = vec![
+            TransactWriteItem::builder()
+                .put(put(created, "create-order key")?)
+                .build(),
+            TransactWriteItem::builder()
+                .put(put(order, "order")?)
+                .build(),
+            TransactWriteItem::builder()
+                .put(nonce_put(
+                    &self.table,
+                    &nonce.nonce,
+                    &nonce.body_hash,
+                    nonce.expires,
+                    now,
+                )?)
+                .build(),
+        ];
+        let Some(reasons) = self.transact(items).await? else {
+            return Ok(PlatformCreated::Created(request.order.trade_no.clone()));
+        };
+        if let Some(old) = reasons.first().filter(|r| failed(r)).and_then(|r| r.item()) {
+            return Read(old)
+                .parsed("tradeNo", TradeNo::parse)
+                .map(PlatformCreated::Existing);
+        }
+        if reasons.get(2).is_some_and(failed) {
+            return Ok(PlatformCreated::NonceReused);
+        }
+        Err(StoreError::new(
+            "create-order transaction cancelled (order number collision or contention)",
+        ))
+    }
+}

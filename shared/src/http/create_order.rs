@@ -1,0 +1,155 @@
+//! The create-order endpoint (later revision): the platform asks for a new
+//! order number when a user orders.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use lambda_http::http::{HeaderValue, StatusCode};
+use lambda_http::{Body, Request, Response};
+use time::OffsetDateTime;
+
+use super::notify::{Answer, Inbound, InboundError};
+use super::{body_bytes, header, json_response, request_id, wrong_content_type};
+use crate::config::Config;
+use crate::domain::orders::{
+    new_trade_no, request_key, PlatformCreated, PlatformOrder, PlatformOrderStore,
+};
+use crate::domain::refunds::NonceClaim;
+use crate::domain::ship::body_hash;
+use crate::domain::{Order, OrderStatus};
+use crate::protocol::{CreateOrderReply, CreateOrderRequest, SkillId};
+use crate::store::DynamoStore;
+
+/// The create-order function.
+pub struct CreateOrderApp {
+    store: DynamoStore,
+    inbound: Inbound,
+    skill_id: SkillId,
+}
+
+impl CreateOrderApp {
+    pub fn new(config: Config, store: DynamoStore) -> Self {
+        Self {
+            store,
+            inbound: Inbound {
+                keys: Arc::new(config.keys),
+            },
+            skill_id: config.skill_id,
+        }
+    }
+
+    pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
+        let config = Config::from_env()?;
+        let store = DynamoStore::from_env(config.table_name.clone()).await;
+        Ok(Self::new(config, store))
+    }
+
+    pub async fn handle(&self, request: Request) -> Result<Response<Body>, Infallible> {
+        let started = Instant::now();
+        let now = OffsetDateTime::now_utc();
+        let (status, reply, outcome) = if wrong_content_type(&request) {
+            refused(&InboundError::ContentType)
+        } else {
+            self.create(header(&request, "authorization"), body_bytes(&request), now)
+                .await
+        };
+        tracing::info!(
+            endpoint = "create-order",
+            request_id = %request_id(&request),
+            outcome,
+            status = status.as_u16(),
+            trade_no = reply.trade_no.as_ref().map(|t| t.as_str()),
+            duration_ms = started.elapsed().as_millis() as u64,
+            "create-order answered"
+        );
+        let body = reply.to_bytes();
+        let authorization = self.inbound.keys.sign(&body, now).to_string();
+        let mut response = json_response(status, body);
+        if let Ok(value) = HeaderValue::from_str(&authorization) {
+            response.headers_mut().insert("authorization", value);
+        }
+        Ok(response)
+    }
+
+    /// Decides one request from its `Authorization` header and raw body.
+    pub async fn create(
+        &self,
+        authorization: Option<&str>,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> (StatusCode, CreateOrderReply, &'static str) {
+        let request: CreateOrderRequest = match self.inbound.verify(authorization, body, now) {
+            Ok(request) => request,
+            Err(err) => return refused(&err),
+        };
+        if request.skill_id != self.skill_id {
+            return (
+                StatusCode::FORBIDDEN,
+                CreateOrderReply::fail("unknown skill"),
+                "wrong_skill",
+            );
+        }
+        let at = now.unix_timestamp();
+        let order = PlatformOrder {
+            order: Order {
+                trade_no: new_trade_no(now),
+                total_amt: request.total_amt,
+                user_token: Some(request.user_token.clone()),
+                status: OrderStatus::Created,
+                transaction_id: None,
+                created_at: at,
+                paid_at: None,
+                refunded_amt: 0,
+            },
+            details: request.details.clone(),
+            request_key: request_key(&request),
+            nonce: NonceClaim {
+                nonce: request.nonce_str.clone(),
+                body_hash: body_hash(body),
+                expires: at + i64::try_from(self.inbound.keys.skew.as_secs() * 2).unwrap_or(360),
+            },
+        };
+        match self.store.create_for_platform(&order, at).await {
+            Ok(PlatformCreated::Created(trade_no)) => {
+                tracing::info!(
+                    trade_no = trade_no.as_str(),
+                    total_amt = request.total_amt.get(),
+                    "order created for the platform"
+                );
+                (
+                    StatusCode::OK,
+                    CreateOrderReply::success(trade_no),
+                    "created",
+                )
+            }
+            Ok(PlatformCreated::Existing(trade_no)) => (
+                StatusCode::OK,
+                CreateOrderReply::success(trade_no),
+                "duplicate",
+            ),
+            Ok(PlatformCreated::NonceReused) => (
+                StatusCode::UNAUTHORIZED,
+                CreateOrderReply::fail("replayed nonceStr"),
+                "replay",
+            ),
+            Err(err) => {
+                let answer = Answer::internal(&err);
+                (
+                    answer.status,
+                    CreateOrderReply::fail(answer.reply.ret_msg.unwrap_or_default()),
+                    answer.outcome,
+                )
+            }
+        }
+    }
+}
+
+fn refused(err: &InboundError) -> (StatusCode, CreateOrderReply, &'static str) {
+    let answer = Answer::refused(err);
+    (
+        answer.status,
+        CreateOrderReply::fail(answer.reply.ret_msg.unwrap_or_default()),
+        answer.outcome,
+    )
+}
