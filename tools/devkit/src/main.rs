@@ -24,6 +24,109 @@ struct Cli {
 enum Command {
     /// Create the payments table described in template.yaml (no-op when it exists).
     CreateTable(CreateTableArgs),
+    /// Print the `Authorization` header the platform would send with BODY.
+    Sign(SignArgs),
+    /// Sign a ship notification as the platform, POST it, print the reply
+    /// and whether the reply's own signature verifies.
+    SendShip(SendShipArgs),
+}
+
+/// Keys are the platform's side, from the same variables as the functions'
+/// development configuration: `DINGDANG_SKILL_SECRET` for HMAC, or
+/// `DINGDANG_PLATFORM_PRIVATE_KEY` and `DINGDANG_SKILL_PUBLIC_KEY` with
+/// `DINGDANG_SIGN_ALG=TSK-RSA2`.
+#[derive(Debug, clap::Args)]
+struct SignArgs {
+    /// The exact body bytes to sign.
+    #[arg(long)]
+    body: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct SendShipArgs {
+    /// Where ship-notify listens.
+    #[arg(long, default_value = "http://127.0.0.1:9000/lambda-url/ship-notify/")]
+    url: String,
+    /// Our order number.
+    #[arg(long)]
+    trade_no: String,
+    /// The amount paid, in fen.
+    #[arg(long)]
+    total_amt: i64,
+    /// The platform's payment serial (random when absent).
+    #[arg(long)]
+    transaction_id: Option<String>,
+    /// Send `skillId` (2019) instead of `domainId` (2018).
+    #[arg(long)]
+    skill_id_field: bool,
+}
+
+fn platform_keys() -> Result<dingdang::signing::KeyRing> {
+    simulator::SimConfig::from_lookup(|name| std::env::var(name).ok())
+        .map(|config| config.keys)
+        .map_err(anyhow::Error::msg)
+}
+
+fn sign(args: SignArgs) -> Result<()> {
+    let keys = platform_keys()?;
+    println!(
+        "{}",
+        keys.sign(args.body.as_bytes(), time::OffsetDateTime::now_utc())
+    );
+    Ok(())
+}
+
+async fn send_ship(args: SendShipArgs) -> Result<()> {
+    use rand::distributions::Alphanumeric;
+    use rand::Rng;
+    let random = |n: usize| -> String {
+        rand::thread_rng()
+            .sample_iter(&Alphanumeric)
+            .take(n)
+            .map(char::from)
+            .collect()
+    };
+    let keys = platform_keys()?;
+    let skill = std::env::var("DINGDANG_SKILL_ID").unwrap_or_default();
+    let skill_field = if args.skill_id_field {
+        "skillId"
+    } else {
+        "domainId"
+    };
+    let body = serde_json::to_vec(&serde_json::json!({
+        skill_field: skill,
+        "transactionId": args.transaction_id.unwrap_or_else(|| format!("T{}", random(20))),
+        "tradeNo": args.trade_no,
+        "totalAmt": args.total_amt,
+        "nonceStr": random(32),
+    }))?;
+    let now = time::OffsetDateTime::now_utc();
+    let authorization = keys.sign(&body, now).to_string();
+    println!("> POST {}\n> {}", args.url, String::from_utf8_lossy(&body));
+    let response = reqwest::Client::new()
+        .post(&args.url)
+        .header("content-type", "application/json")
+        .header("authorization", authorization)
+        .body(body)
+        .send()
+        .await?;
+    let status = response.status();
+    let reply_auth = response
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let reply = response.bytes().await?;
+    println!("< {} {}", status.as_u16(), String::from_utf8_lossy(&reply));
+    match keys.verify(
+        reply_auth.as_deref(),
+        &reply,
+        time::OffsetDateTime::now_utc(),
+    ) {
+        Ok(_) => println!("< reply signature: valid"),
+        Err(e) => println!("< reply signature: {e}"),
+    }
+    Ok(())
 }
 
 #[derive(Debug, clap::Args)]
@@ -55,6 +158,8 @@ async fn create_table(args: CreateTableArgs) -> Result<()> {
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::CreateTable(args) => create_table(args).await,
+        Command::Sign(args) => sign(args),
+        Command::SendShip(args) => send_ship(args).await,
     }
 }
 
