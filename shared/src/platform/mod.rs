@@ -2,8 +2,10 @@
 //! platform's `paycgi` API). The only module that uses reqwest.
 
 mod fulfilment;
+mod paycgi;
 
 pub use fulfilment::WebhookFulfiller;
+pub use paycgi::PlatformClient;
 
 use std::time::Duration;
 
