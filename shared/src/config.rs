@@ -47,7 +47,7 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&get);
         let table_name = env.required("TABLE_NAME")?;
-        let skill_id = env.parsed("DINGDANG_SKILL_ID", |v| SkillId::parse(v))?;
+        let skill_id = env.parsed("DINGDANG_SKILL_ID", SkillId::parse)?;
         let algorithm = env
             .optional("DINGDANG_SIGN_ALG")
             .map(|v| {

@@ -127,7 +127,7 @@ pub struct NonceClaim {
 pub enum Reserved {
     Reserved,
     /// A refund with this `refundTradeNo` exists.
-    Exists(Refund),
+    Exists(Box<Refund>),
     /// The order's remaining refundable amount is smaller.
     Exceeds,
     NotPaid,
@@ -136,7 +136,7 @@ pub enum Reserved {
 /// The result of applying a transition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
-    Applied(Refund),
+    Applied(Box<Refund>),
     /// The refund changed underneath (concurrent report): re-read and retry.
     Stale,
     NonceReused,
@@ -285,7 +285,7 @@ impl<S: RefundStore, P: Platform> RefundService<S, P> {
         };
         match self.store.reserve(&refund).await? {
             Reserved::Reserved => {}
-            Reserved::Exists(existing) => return self.existing(existing, &new),
+            Reserved::Exists(existing) => return self.existing(*existing, &new),
             Reserved::Exceeds => return Err(RefundError::Exceeds),
             Reserved::NotPaid => return Err(RefundError::NotPaid),
         }
@@ -431,7 +431,7 @@ pub async fn apply_report(
             Transition::Contradiction => return Err(RefundError::Contradiction),
         };
         match store.apply(&refund, to, report, nonce, now).await? {
-            Applied::Applied(after) => return Ok((after, to.is_some())),
+            Applied::Applied(after) => return Ok((*after, to.is_some())),
             Applied::NonceReused => return Err(RefundError::NonceReplayed),
             Applied::Stale => {
                 refund = store

@@ -63,7 +63,7 @@ pub(crate) fn read_refund(item: &Item) -> Result<Refund, StoreError> {
     let r = Read(item);
     let refund_details = r
         .opt_str("refundDetails")
-        .map(|json| serde_json::from_str::<Vec<OrderItem>>(json))
+        .map(serde_json::from_str::<Vec<OrderItem>>)
         .transpose()
         .map_err(|e| StoreError::with_source("stored refundDetails", e))?;
     Ok(Refund {
@@ -181,7 +181,7 @@ impl RefundStore for DynamoStore {
             return Ok(Reserved::Reserved);
         };
         if let Some(existing) = reasons.get(1).filter(|r| failed(r)).and_then(|r| r.item()) {
-            return read_refund(existing).map(Reserved::Exists);
+            return read_refund(existing).map(|r| Reserved::Exists(Box::new(r)));
         }
         match reasons.first().filter(|r| failed(r)) {
             Some(r)
@@ -262,10 +262,10 @@ impl RefundStore for DynamoStore {
             );
         }
         if items.is_empty() {
-            return Ok(Applied::Applied(after));
+            return Ok(Applied::Applied(Box::new(after)));
         }
         let Some(reasons) = self.transact(items).await? else {
-            return Ok(Applied::Applied(after));
+            return Ok(Applied::Applied(Box::new(after)));
         };
         if nonce.is_some() && reasons.get(nonce_at).is_some_and(failed) {
             return Ok(Applied::NonceReused);
