@@ -1,6 +1,8 @@
 //! End-to-end tests: the real handlers over HTTP against a local
 //! DynamoDB-compatible server (moto). One binary, one app per test.
 
+mod corpus;
 mod orders;
 mod ship;
 mod ship_rejections;
+mod storm;

@@ -1,0 +1,390 @@
+//! The bad-input corpus (tests/corpus/ship-notify/, described in
+//! tests/corpus/README.md) against one spawned app: every case is answered
+//! with its expected status and a signed `{"retCode":"FAIL","retMsg":...}`
+//! (a non-empty retMsg of at most 32 bytes), nothing panics, and nothing is
+//! written.
+//!
+//! Extension point: `run_corpus` takes the directory and the path to POST
+//! to, so a corpus for the refund notification endpoint is one more
+//! directory and one more test.
+
+use std::path::{Path, PathBuf};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use dingdang::signing::{Algorithm, Authorization, HmacSecret, KeyRing, Signer, Verifier};
+use dingdang_tests::{id, spawn_app, App, Settings, SKILL};
+use serde::Deserialize;
+use time::{Duration, OffsetDateTime};
+
+/// The amount of the order every case names as `{{TRADE}}`.
+const AMOUNT: i64 = 990;
+
+/// One case file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    description: String,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    body_base64: Option<String>,
+    #[serde(default)]
+    body_parts: Option<Vec<Part>>,
+    /// Request headers as `[name, value]` pairs (repeats allowed); absent:
+    /// `content-type: application/json`.
+    #[serde(default)]
+    headers: Option<Vec<(String, String)>>,
+    sign: Sign,
+    /// The body to sign when `sign` is `other-body`.
+    #[serde(default)]
+    sign_body: Option<String>,
+    /// The header value when `sign` is `raw`.
+    #[serde(default)]
+    authorization: Option<String>,
+    expect_status: u16,
+    #[serde(default)]
+    expect_msg: Option<String>,
+}
+
+/// A piece of a generated body: text, or text repeated `times` times.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Part {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    repeat: Option<String>,
+    #[serde(default)]
+    repeat_base64: Option<String>,
+    #[serde(default)]
+    times: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum Sign {
+    /// Signed now with the configured secret.
+    Valid,
+    /// No Authorization header.
+    None,
+    /// A valid header whose signature is mangled into non-hex.
+    Garbled,
+    /// Well-formed, signed with another secret.
+    Forged,
+    /// A TSK-RSA2 header where HMAC is configured.
+    Rsa2WhereHmac,
+    /// Signed 5 minutes ahead.
+    Future,
+    /// Signed 5 minutes ago.
+    Stale,
+    /// A valid signature over `sign_body` instead.
+    OtherBody,
+    /// `authorization` as written, after placeholders.
+    Raw,
+}
+
+/// Per-case values substituted for `{{NAME}}` in bodies and headers.
+struct Placeholders {
+    values: Vec<(&'static str, String)>,
+}
+
+impl Placeholders {
+    fn new(trade: &str) -> Self {
+        Self {
+            values: vec![
+                ("{{SKILL}}", SKILL.to_owned()),
+                ("{{TRADE}}", trade.to_owned()),
+                ("{{TXN}}", id("T")),
+                ("{{NONCE}}", id("N")),
+            ],
+        }
+    }
+
+    fn apply(&self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = bytes.to_vec();
+        for (name, value) in &self.values {
+            out = replace(&out, name.as_bytes(), value.as_bytes());
+        }
+        out
+    }
+
+    fn text(&self, text: &str) -> String {
+        String::from_utf8(self.apply(text.as_bytes())).unwrap()
+    }
+
+    fn add(&mut self, name: &'static str, value: String) {
+        self.values.push((name, value));
+    }
+}
+
+fn replace(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut rest = haystack;
+    while let Some(at) = rest.windows(from.len()).position(|w| w == from) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(to);
+        rest = &rest[at + from.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+/// The valid notification for `placeholders`, as the platform sends it.
+fn valid_body(p: &Placeholders) -> Vec<u8> {
+    p.apply(
+        br#"{"domainId":"{{SKILL}}","transactionId":"{{TXN}}","tradeNo":"{{TRADE}}","totalAmt":990,"nonceStr":"{{NONCE}}"}"#,
+    )
+}
+
+impl Case {
+    fn load(path: &Path) -> Self {
+        let text = std::fs::read_to_string(path).unwrap();
+        let case: Case = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{}: not a corpus case: {e}", path.display()));
+        let bodies = [
+            case.body.is_some(),
+            case.body_base64.is_some(),
+            case.body_parts.is_some(),
+        ];
+        assert_eq!(
+            bodies.iter().filter(|b| **b).count(),
+            1,
+            "{}: exactly one of body, body_base64, body_parts",
+            path.display()
+        );
+        assert!(!case.description.is_empty(), "{}", path.display());
+        assert_eq!(
+            case.sign == Sign::Raw,
+            case.authorization.is_some(),
+            "{}: authorization goes with sign = raw",
+            path.display()
+        );
+        assert_eq!(
+            case.sign == Sign::OtherBody,
+            case.sign_body.is_some(),
+            "{}: sign_body goes with sign = other-body",
+            path.display()
+        );
+        case
+    }
+
+    fn body(&self, p: &Placeholders) -> Vec<u8> {
+        if let Some(body) = &self.body {
+            return p.apply(body.as_bytes());
+        }
+        if let Some(body) = &self.body_base64 {
+            return p.apply(&STANDARD.decode(body).expect("body_base64 is base64"));
+        }
+        let mut out = Vec::new();
+        for part in self.body_parts.as_ref().unwrap() {
+            if let Some(text) = &part.text {
+                out.extend(p.apply(text.as_bytes()));
+            }
+            let unit = match (&part.repeat, &part.repeat_base64) {
+                (Some(text), None) => text.as_bytes().to_vec(),
+                (None, Some(b64)) => STANDARD.decode(b64).unwrap(),
+                (None, None) => continue,
+                _ => panic!("one of repeat and repeat_base64"),
+            };
+            for _ in 0..part.times {
+                out.extend_from_slice(&unit);
+            }
+        }
+        out
+    }
+
+    fn authorization(&self, keys: &KeyRing, body: &[u8], p: &Placeholders) -> Option<String> {
+        let now = OffsetDateTime::now_utc();
+        let valid = || keys.sign(body, now);
+        let header = match self.sign {
+            Sign::None => return None,
+            Sign::Valid => valid(),
+            Sign::Garbled => {
+                let mut a = valid();
+                a.signature = format!("zz{}", &a.signature[2..]);
+                a
+            }
+            Sign::Forged => forger().sign(body, now),
+            Sign::Rsa2WhereHmac => {
+                // Hex digits are valid base64: the header parses as RSA2.
+                let mut a = valid();
+                a.algorithm = Algorithm::Rsa2;
+                a
+            }
+            Sign::Future => keys.sign(body, now + Duration::minutes(5)),
+            Sign::Stale => keys.sign(body, now - Duration::minutes(5)),
+            Sign::OtherBody => {
+                let other = p.apply(self.sign_body.as_ref().unwrap().as_bytes());
+                keys.sign(&other, now)
+            }
+            Sign::Raw => return Some(p.text(self.authorization.as_ref().unwrap())),
+        };
+        Some(header.to_string())
+    }
+}
+
+fn forger() -> KeyRing {
+    KeyRing {
+        signer: Signer::Hmac(HmacSecret::new("forged-secret")),
+        verifier: Verifier::hmac(vec![HmacSecret::new("forged-secret")]),
+        skew: std::time::Duration::from_secs(180),
+    }
+}
+
+/// The case files of a corpus directory, in name order.
+pub fn corpus_files(dir: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// What went wrong with one case, or `None`.
+async fn run_case(app: &App, path_on_app: &str, trade: &str, file: &Path) -> Option<String> {
+    let case = Case::load(file);
+    let mut p = Placeholders::new(trade);
+    let valid = valid_body(&p);
+    let now = OffsetDateTime::now_utc();
+    let good = app.keys.sign(&valid, now);
+    p.add("{{BASE64_VALID}}", STANDARD.encode(&valid));
+    p.add("{{VALID_AUTHORIZATION}}", good.to_string());
+    let body = case.body(&p);
+    let signed = app.keys.sign(&body, now);
+    p.add("{{DATETIME}}", signed.datetime.to_string());
+    p.add("{{SIGNATURE_SHORT}}", signed.signature[1..].to_owned());
+    p.add("{{SIGNATURE}}", signed.signature.clone());
+    let authorization = case.authorization(&app.keys, &body, &p);
+
+    let headers = case
+        .headers
+        .clone()
+        .unwrap_or_else(|| vec![("content-type".to_owned(), "application/json".to_owned())]);
+    let mut request = app
+        .http
+        .post(format!("{}{path_on_app}", app.base))
+        .body(body);
+    for (name, value) in &headers {
+        let value = http::HeaderValue::from_bytes(p.text(value).as_bytes()).unwrap();
+        request = request.header(name.as_str(), value);
+    }
+    if let Some(value) = authorization {
+        let value = http::HeaderValue::from_bytes(value.as_bytes()).unwrap();
+        request = request.header("authorization", value);
+    }
+
+    let before = dingdang_tests::all_items(&app.store).await;
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => return Some(format!("no answer (did the handler panic?): {e}")),
+    };
+    let status = response.status().as_u16();
+    let reply_auth = response
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let reply = response.bytes().await.unwrap().to_vec();
+    let after = dingdang_tests::all_items(&app.store).await;
+
+    let text = String::from_utf8_lossy(&reply).into_owned();
+    let mut problems = Vec::new();
+    if status != case.expect_status {
+        problems.push(format!("status {status}, expected {}", case.expect_status));
+    }
+    match serde_json::from_slice::<serde_json::Value>(&reply) {
+        Err(_) => problems.push("reply is not JSON".to_owned()),
+        Ok(json) => {
+            if json["retCode"] != "FAIL" {
+                problems.push("retCode is not FAIL".to_owned());
+            }
+            match json["retMsg"].as_str() {
+                None => problems.push("no retMsg".to_owned()),
+                Some(msg) if msg.is_empty() || msg.len() > 32 => {
+                    problems.push(format!("retMsg {msg:?} is empty or over 32 bytes"))
+                }
+                Some(msg) => {
+                    if let Some(expected) = &case.expect_msg {
+                        if msg != expected {
+                            problems.push(format!("retMsg {msg:?}, expected {expected:?}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    match reply_auth {
+        None => problems.push("reply not signed".to_owned()),
+        Some(auth) => {
+            if let Err(e) = app
+                .keys
+                .verify(Some(&auth), &reply, OffsetDateTime::now_utc())
+            {
+                problems.push(format!("reply signature does not verify: {e}"));
+            }
+            let parsed = Authorization::parse(&auth).unwrap();
+            assert_eq!(parsed.algorithm, Algorithm::HmacSha256Basic);
+        }
+    }
+    if before != after {
+        problems.push(format!(
+            "wrote to the table: {} items before, {} after",
+            before.len(),
+            after.len()
+        ));
+    }
+    if problems.is_empty() {
+        None
+    } else {
+        Some(format!("{} — reply {text}", problems.join("; ")))
+    }
+}
+
+/// Runs every case of `dir` against `path_on_app`; panics listing all the
+/// cases that failed.
+async fn run_corpus(app: &App, dir: &str, path_on_app: &str, trade: &str, at_least: usize) {
+    let files = corpus_files(dir);
+    assert!(
+        files.len() >= at_least,
+        "{dir}: {} cases, expected at least {at_least}",
+        files.len()
+    );
+    let mut failures = Vec::new();
+    for file in &files {
+        if let Some(problem) = run_case(app, path_on_app, trade, file).await {
+            failures.push(format!(
+                "{}: {problem}",
+                file.file_name().unwrap().to_string_lossy()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn every_bad_ship_notification_in_the_corpus_is_refused_without_a_write() {
+    let app = spawn_app(Settings::hmac()).await;
+    let trade = id("ORD");
+    app.create_order(&trade, AMOUNT).await;
+    run_corpus(&app, "corpus/ship-notify", "/ship-notify", &trade, 100).await;
+
+    // The order the cases aimed at is untouched, and a valid notification
+    // for it still goes through: nothing above poisoned it.
+    let (_, order) = app.get(&format!("/orders/{trade}")).await;
+    assert_eq!(order["status"], "CREATED");
+    let txn = id("T");
+    let answer = app
+        .ship(dingdang_tests::ship_body(&txn, &trade, AMOUNT, &id("N")))
+        .await;
+    assert_eq!(answer.ret_code(), "SUCCESS");
+}
