@@ -2,6 +2,7 @@
 //! DynamoDB-compatible server (moto). One binary, one app per test.
 
 mod corpus;
+mod faults;
 mod orders;
 mod ship;
 mod ship_rejections;
