@@ -85,6 +85,16 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   step "cargo test" cargo test --workspace --no-fail-fast
 fi
+# A short smoke run of the benchmark driver against the debug build (figures
+# of a release run: BENCHMARKS.md). Fails when a notification is not
+# answered SUCCESS or takes more DynamoDB round trips than budgeted.
+bench_smoke() {
+  cargo build -q -p ship-notify -p bench &&
+    "${CARGO_TARGET_DIR:-target}/debug/lambda-bench" \
+      --binary "${CARGO_TARGET_DIR:-target}/debug/ship-notify" \
+      --events 20 --duplicates 20 --timeout-secs 300
+}
+step "bench smoke" bench_smoke
 step "cfn-lint" cfn-lint template.yaml
 if [ -x .local/samvenv/bin/sam ]; then
   step "sam validate" env SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 \

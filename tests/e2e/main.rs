@@ -4,6 +4,7 @@
 mod corpus;
 mod faults;
 mod orders;
+mod round_trips;
 mod ship;
 mod ship_rejections;
 mod storm;
