@@ -218,10 +218,14 @@ async fn the_store_down_between_claim_and_completion_leaves_a_whole_claim_that_e
 
     // The claim goes through; the store drops while the webhook runs, so
     // neither the completion nor the release can be written.
-    let deadline = 2;
+    let deadline = 5;
+    let started = tokio::time::Instant::now();
     let first = deliver(&app, &body, deadline);
     let outage = async {
-        tokio::time::sleep(Duration::from_millis(350)).await;
+        // The claim is written once the webhook is called.
+        while webhook.received() == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         proxy.set_down(true);
     };
     let (answer, ()) = tokio::join!(first, outage);
@@ -238,7 +242,7 @@ async fn the_store_down_between_claim_and_completion_leaves_a_whole_claim_that_e
     // ...after it, the next delivery calls the webhook again (at least
     // once, same Idempotency-Key) and completes.
     webhook.set_delay(Duration::ZERO);
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    tokio::time::sleep_until(started + Duration::from_millis(6100)).await;
     let late = deliver(&app, &body, 10).await;
     assert_eq!(late.outcome, "fulfilled", "{late:?}");
     assert_eq!(state_of(&app, &txn, &trade).await, State::Paid);

@@ -5,6 +5,7 @@ mod corpus;
 mod faults;
 mod orders;
 mod round_trips;
+mod scenarios;
 mod ship;
 mod ship_rejections;
 mod storm;

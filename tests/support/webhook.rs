@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 
 #[derive(Default)]
 struct State {
+    received: AtomicUsize,
     calls: AtomicUsize,
     failing: AtomicBool,
     delay_ms: AtomicU64,
@@ -52,6 +53,7 @@ impl Webhook {
                                 .await
                                 .map(|b| b.to_bytes().to_vec())
                                 .unwrap_or_default();
+                            state.received.fetch_add(1, Ordering::SeqCst);
                             let delay = state.delay_ms.load(Ordering::SeqCst);
                             if delay > 0 {
                                 tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -82,6 +84,11 @@ impl Webhook {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Requests that have arrived (counted before any delay or failure).
+    pub fn received(&self) -> usize {
+        self.state.received.load(Ordering::SeqCst)
     }
 
     /// Successful fulfilments received.

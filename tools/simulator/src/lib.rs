@@ -14,6 +14,19 @@
 //! - `POST /admin/pay` `{"tradeNo":..,"totalAmt":..}` →
 //!   `{"transactionId":..,"shipReply":..}` and `POST /admin/pay-silently`
 //!   (unsigned; a local tool only), so a person can pay by hand.
+//! - `GET /admin/orders/{tradeNo}` (the paid order, its refunds and
+//!   `refundedAmt`), `GET /admin/refunds/{refundTradeNo}`, and
+//!   `POST /admin/settle-refund` `{"refundTradeNo":..,"status":"SUCCESS"|"FAIL","notify":false}`
+//!   (a `PROCESSING` refund reaches its final state now; see
+//!   [`Simulator::settle_refund`]).
+//! - `POST /fulfil`: a stand-in for the partner's fulfilment webhook
+//!   (`FULFILLMENT_URL`) that counts the signed requests it accepts by
+//!   `Idempotency-Key`; `GET /admin/fulfilments` and
+//!   `GET /admin/fulfilments/{key}` show the counts.
+//!
+//! [`scenario`] plays the platform's bad days (duplicate, early, late and
+//! lost notifications) against a running partner stack and checks what must
+//! still hold.
 //!
 //! Orders exist only once [`Simulator::pay`] or [`Simulator::pay_silently`]
 //! created them. An order query for any other order answers `FAIL` with
@@ -38,6 +51,8 @@
 //! [`Simulator::set_notify_revision`]); a refund result notification uses
 //! the revision of the refund request that created the refund.
 
+pub mod scenario;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -47,10 +62,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -244,6 +259,33 @@ pub struct SimRefund {
     pub status: RefundStatus,
 }
 
+impl SimOrder {
+    /// As the admin API shows it: `tradeNo`, `transactionId`, `totalAmt`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "tradeNo": self.trade_no,
+            "transactionId": self.transaction_id,
+            "totalAmt": self.total_amt,
+        })
+    }
+}
+
+impl SimRefund {
+    /// As the admin API shows it, with the protocol's field names and
+    /// `refundStatus` `PROCESSING`, `SUCCESS` or `FAIL`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "refundTradeNo": self.refund_trade_no,
+            "refundTransactionId": self.refund_transaction_id,
+            "tradeNo": self.trade_no,
+            "transactionId": self.transaction_id,
+            "totalAmt": self.total_amt,
+            "refundAmt": self.refund_amt,
+            "refundStatus": self.status.to_string(),
+        })
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Endpoint {
     OrderQuery = 0,
@@ -352,6 +394,8 @@ struct Inner {
     notify_revision: Mutex<Revision>,
     last_ship_reply: Mutex<Option<NotifyResult>>,
     refund_notify_replies: Mutex<Vec<(String, NotifyResult)>>,
+    /// Successful `POST /fulfil` calls by `Idempotency-Key`.
+    fulfilments: Mutex<HashMap<String, usize>>,
 }
 
 /// A running simulated platform. Cheap to clone; the server runs on the
@@ -523,6 +567,7 @@ impl Simulator {
                 notify_revision: Mutex::new(notify_revision),
                 last_ship_reply: Mutex::new(None),
                 refund_notify_replies: Mutex::new(Vec::new()),
+                fulfilments: Mutex::new(HashMap::new()),
             }),
         };
         let app = sim.router();
@@ -541,6 +586,12 @@ impl Simulator {
             .route("/paycgi/refundquery", post(refund_query_route))
             .route("/admin/pay", post(admin_pay_route))
             .route("/admin/pay-silently", post(admin_pay_silently_route))
+            .route("/admin/orders/{trade_no}", get(admin_order_route))
+            .route("/admin/refunds/{refund_trade_no}", get(admin_refund_route))
+            .route("/admin/settle-refund", post(admin_settle_route))
+            .route("/admin/fulfilments", get(admin_fulfilments_route))
+            .route("/admin/fulfilments/{key}", get(admin_fulfilment_route))
+            .route("/fulfil", post(fulfil_route))
             .with_state(self.clone())
     }
 
@@ -762,7 +813,9 @@ impl Simulator {
     }
 
     /// Moves a refund to the configured outcome after the delay, then
-    /// notifies (with retries) when so configured.
+    /// notifies (with retries) when so configured. Does nothing when the
+    /// refund is no longer `PROCESSING` by then (see
+    /// [`Simulator::settle_refund`]).
     fn schedule_outcome(&self, refund_trade_no: String) {
         let sim = self.clone();
         tokio::spawn(async move {
@@ -775,35 +828,102 @@ impl Simulator {
                     _ => return,
                 }
             }
-            let Some(url) = sim.inner.config.refund_notify_url.clone() else {
+            sim.notify_final(&refund_trade_no).await;
+        });
+    }
+
+    /// Sends the refund result notification of a refund in its current
+    /// state to [`SimConfig::refund_notify_url`] (when set), retried up to 3
+    /// times with a short backoff while the reply is not HTTP 2xx with
+    /// `retCode` `SUCCESS`.
+    async fn notify_final(&self, refund_trade_no: &str) {
+        let Some(url) = self.inner.config.refund_notify_url.clone() else {
+            return;
+        };
+        for attempt in 0..4u32 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200 << (attempt - 1))).await;
+            }
+            let Some((notify, revision)) = self.refund_notify(refund_trade_no, None) else {
                 return;
             };
-            for attempt in 0..4u32 {
-                if attempt > 0 {
-                    tokio::time::sleep(Duration::from_millis(200 << (attempt - 1))).await;
-                }
-                let Some((notify, revision)) = sim.refund_notify(&refund_trade_no, None) else {
-                    return;
-                };
-                let result = sim
-                    .post_signed(&url, protocol::to_wire(&notify, revision))
-                    .await;
-                sim.log(|| {
-                    format!(
-                        "-> refund notify {refund_trade_no} {outcome}: {}",
-                        describe(&result)
-                    )
-                });
-                let delivered = matches!(
-                    &result,
-                    Ok((status, reply)) if (200..300).contains(status) && reply["retCode"] == "SUCCESS"
-                );
-                lock(&sim.inner.refund_notify_replies).push((refund_trade_no.clone(), result));
-                if delivered {
-                    return;
-                }
+            let status = notify.refund_status;
+            let result = self
+                .post_signed(&url, protocol::to_wire(&notify, revision))
+                .await;
+            self.log(|| {
+                format!(
+                    "-> refund notify {refund_trade_no} {status}: {}",
+                    describe(&result)
+                )
+            });
+            let delivered = matches!(
+                &result,
+                Ok((status, reply)) if (200..300).contains(status) && reply["retCode"] == "SUCCESS"
+            );
+            lock(&self.inner.refund_notify_replies).push((refund_trade_no.to_owned(), result));
+            if delivered {
+                return;
             }
-        });
+        }
+    }
+
+    /// Moves a `PROCESSING` refund to `outcome` now, instead of after
+    /// [`SimConfig::refund_delay`] (the delayed change then does nothing).
+    /// With `notify`, its refund result notification is sent in the
+    /// background as after the delay. A refund already in `outcome` is
+    /// returned as it is; one already in the other final state is an error,
+    /// as is an unknown one.
+    pub fn settle_refund(
+        &self,
+        refund_trade_no: &str,
+        outcome: RefundOutcome,
+        notify: bool,
+    ) -> Result<SimRefund, String> {
+        let wanted = outcome.status();
+        let refund = {
+            let mut ledger = lock(&self.inner.ledger);
+            let r = ledger
+                .refunds
+                .get_mut(refund_trade_no)
+                .ok_or("refund not found")?;
+            if r.status == wanted {
+                return Ok(r.public());
+            }
+            if r.status != RefundStatus::Processing {
+                return Err(format!("refund is already {}", r.status));
+            }
+            r.status = wanted;
+            r.public()
+        };
+        if notify {
+            let sim = self.clone();
+            let refund_trade_no = refund_trade_no.to_owned();
+            tokio::spawn(async move { sim.notify_final(&refund_trade_no).await });
+        }
+        Ok(refund)
+    }
+
+    /// The refunds of the order `trade_no`, by `refundTradeNo`.
+    pub fn refunds_of(&self, trade_no: &str) -> Vec<SimRefund> {
+        let mut refunds: Vec<SimRefund> = lock(&self.inner.ledger)
+            .refunds
+            .values()
+            .filter(|r| r.trade_no.as_str() == trade_no)
+            .map(Refund::public)
+            .collect();
+        refunds.sort_by(|a, b| a.refund_trade_no.cmp(&b.refund_trade_no));
+        refunds
+    }
+
+    /// How many times `POST /fulfil` accepted the `Idempotency-Key` `key`.
+    pub fn fulfilments(&self, key: &str) -> usize {
+        lock(&self.inner.fulfilments).get(key).copied().unwrap_or(0)
+    }
+
+    /// Every `Idempotency-Key` `POST /fulfil` accepted, with its count.
+    pub fn fulfilment_counts(&self) -> HashMap<String, usize> {
+        lock(&self.inner.fulfilments).clone()
     }
 
     /// Signature-valid `/refund` requests received.
@@ -1124,6 +1244,106 @@ impl Simulator {
         });
         (status, axum::Json(reply)).into_response()
     }
+
+    /// `GET /admin/orders/{tradeNo}`: the paid order, its refunds and
+    /// `refundedAmt` (refunds not `FAIL`).
+    fn admin_order(&self, trade_no: &str) -> (StatusCode, Value) {
+        let Some(order) = self.order(trade_no) else {
+            return not_found("order not found");
+        };
+        let refunds = self.refunds_of(trade_no);
+        let refunded: i64 = refunds
+            .iter()
+            .filter(|r| r.status != RefundStatus::Fail)
+            .map(|r| r.refund_amt)
+            .sum();
+        let mut body = order.to_json();
+        body["refundedAmt"] = json!(refunded);
+        body["refunds"] = Value::Array(refunds.iter().map(SimRefund::to_json).collect());
+        (StatusCode::OK, body)
+    }
+
+    /// `POST /admin/settle-refund`
+    /// `{"refundTradeNo":..,"status":"SUCCESS"|"FAIL","notify":false}`.
+    fn admin_settle(&self, body: &[u8]) -> (StatusCode, Value) {
+        let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let (Some(refund_trade_no), Some(Ok(outcome))) = (
+            request["refundTradeNo"].as_str(),
+            request["status"].as_str().map(str::parse::<RefundOutcome>),
+        ) else {
+            return (
+                StatusCode::BAD_REQUEST,
+                json!({"retCode": "FAIL", "retMsg": "expected {\"refundTradeNo\":..,\"status\":\"SUCCESS\"|\"FAIL\",\"notify\":false}"}),
+            );
+        };
+        let notify = request["notify"].as_bool().unwrap_or(false);
+        match self.settle_refund(refund_trade_no, outcome, notify) {
+            Ok(refund) => (StatusCode::OK, refund.to_json()),
+            Err(e) if e == "refund not found" => not_found(&e),
+            Err(e) => (
+                StatusCode::CONFLICT,
+                json!({"retCode": "FAIL", "retMsg": e}),
+            ),
+        }
+    }
+
+    /// `POST /fulfil`: a stand-in for the partner's fulfilment webhook that
+    /// counts what it is asked to fulfil, by `Idempotency-Key`. The request
+    /// must be signed with the skill's keys (as the functions sign it).
+    fn fulfil(&self, headers: &HeaderMap, body: &[u8]) -> (StatusCode, Value) {
+        let authorization = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if let Err(e) =
+            self.inner
+                .config
+                .keys
+                .verify(authorization, body, OffsetDateTime::now_utc())
+        {
+            return (
+                StatusCode::UNAUTHORIZED,
+                json!({"ok": false, "error": format!("bad signature: {e}")}),
+            );
+        }
+        let Some(key) = headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .filter(|k| !k.is_empty())
+        else {
+            return (
+                StatusCode::BAD_REQUEST,
+                json!({"ok": false, "error": "no Idempotency-Key"}),
+            );
+        };
+        let count = {
+            let mut fulfilments = lock(&self.inner.fulfilments);
+            let count = fulfilments.entry(key.to_owned()).or_insert(0);
+            *count += 1;
+            *count
+        };
+        (
+            StatusCode::OK,
+            json!({"ok": true, "key": key, "count": count}),
+        )
+    }
+
+    /// `GET /admin/fulfilments`: `{"total":..,"keys":{key: count}}`.
+    fn admin_fulfilments(&self) -> (StatusCode, Value) {
+        let counts = self.fulfilment_counts();
+        let total: usize = counts.values().sum();
+        (StatusCode::OK, json!({"total": total, "keys": counts}))
+    }
+
+    /// Answers an admin request as JSON, with a log line.
+    fn admin_reply(
+        &self,
+        method: Method,
+        path: &str,
+        (status, body): (StatusCode, Value),
+    ) -> Response {
+        self.log(|| format!("{method} {path} {}", status.as_u16()));
+        (status, axum::Json(body)).into_response()
+    }
 }
 
 fn describe(result: &NotifyResult) -> String {
@@ -1170,6 +1390,54 @@ async fn admin_pay_route(State(sim): State<Simulator>, body: Bytes) -> Response 
 
 async fn admin_pay_silently_route(State(sim): State<Simulator>, body: Bytes) -> Response {
     sim.admin("/admin/pay-silently", &body, false).await
+}
+
+fn not_found(msg: &str) -> (StatusCode, Value) {
+    (
+        StatusCode::NOT_FOUND,
+        json!({"retCode": "FAIL", "retMsg": msg}),
+    )
+}
+
+async fn admin_order_route(State(sim): State<Simulator>, Path(trade_no): Path<String>) -> Response {
+    let reply = sim.admin_order(&trade_no);
+    sim.admin_reply(Method::GET, &format!("/admin/orders/{trade_no}"), reply)
+}
+
+async fn admin_refund_route(
+    State(sim): State<Simulator>,
+    Path(refund_trade_no): Path<String>,
+) -> Response {
+    let reply = match sim.refund_state(&refund_trade_no) {
+        Some(refund) => (StatusCode::OK, refund.to_json()),
+        None => not_found("refund not found"),
+    };
+    sim.admin_reply(
+        Method::GET,
+        &format!("/admin/refunds/{refund_trade_no}"),
+        reply,
+    )
+}
+
+async fn admin_settle_route(State(sim): State<Simulator>, body: Bytes) -> Response {
+    let reply = sim.admin_settle(&body);
+    sim.admin_reply(Method::POST, "/admin/settle-refund", reply)
+}
+
+async fn admin_fulfilments_route(State(sim): State<Simulator>) -> Response {
+    let reply = sim.admin_fulfilments();
+    sim.admin_reply(Method::GET, "/admin/fulfilments", reply)
+}
+
+async fn admin_fulfilment_route(State(sim): State<Simulator>, Path(key): Path<String>) -> Response {
+    let count = sim.fulfilments(&key);
+    let reply = (StatusCode::OK, json!({"key": key, "count": count}));
+    sim.admin_reply(Method::GET, &format!("/admin/fulfilments/{key}"), reply)
+}
+
+async fn fulfil_route(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
+    let reply = sim.fulfil(&headers, &body);
+    sim.admin_reply(Method::POST, "/fulfil", reply)
 }
 
 #[cfg(test)]

@@ -1,0 +1,191 @@
+//! The simulator's admin endpoints (ledger views, settling a refund now)
+//! and its counting fulfilment endpoint, over real HTTP.
+
+use std::time::Duration;
+
+use dingdang::protocol::{self, Fen, NonceStr, OrderRef, RefundRequest, RefundTradeNo, Revision};
+use dingdang::protocol::{SkillId, TradeNo};
+use serde_json::{json, Value};
+use simulator::{hmac_keys, RefundOutcome, SimConfig, Simulator};
+use time::OffsetDateTime;
+
+const SKILL: &str = "skill-123";
+const SECRET: &str = "sim-admin-secret";
+
+async fn sim(refund_delay: Duration) -> (Simulator, String) {
+    let mut config = SimConfig::hmac(SKILL, SECRET);
+    config.refund_delay = refund_delay;
+    let sim = Simulator::spawn(config).await;
+    let base = format!("http://{}", sim.addr());
+    (sim, base)
+}
+
+async fn get(url: String) -> (u16, Value) {
+    let response = reqwest::get(url).await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+async fn post(url: String, body: Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// Asks the simulator for a refund as the partner would (signed paycgi).
+async fn refund(base: &str, trade_no: &str, refund_trade_no: &str, total: i64, amt: i64) {
+    let request = RefundRequest::new(
+        SkillId::parse(SKILL).unwrap(),
+        OrderRef::TradeNo(TradeNo::parse(trade_no).unwrap()),
+        RefundTradeNo::parse(refund_trade_no).unwrap(),
+        Fen::new(total).unwrap(),
+        Fen::new(amt).unwrap(),
+        NonceStr::parse("n1").unwrap(),
+    )
+    .unwrap();
+    let body = protocol::to_wire(&request, Revision::R2018);
+    let auth = hmac_keys(SECRET).sign(&body, OffsetDateTime::now_utc());
+    let reply: Value = reqwest::Client::new()
+        .post(format!("{base}/paycgi/refund"))
+        .header("authorization", auth.to_string())
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reply["retCode"], "SUCCESS", "{reply}");
+}
+
+#[tokio::test]
+async fn ledger_views_and_settling_a_refund_now() {
+    let (sim, base) = sim(Duration::from_secs(30)).await;
+    let (status, _) = get(format!("{base}/admin/orders/NOPE1")).await;
+    assert_eq!(status, 404);
+    let (_, paid) = post(
+        format!("{base}/admin/pay-silently"),
+        json!({"tradeNo": "ORDADM1", "totalAmt": 1000}),
+    )
+    .await;
+    let txn = paid["transactionId"].as_str().unwrap().to_owned();
+    refund(&base, "ORDADM1", "RA1", 1000, 400).await;
+    refund(&base, "ORDADM1", "RB1", 1000, 600).await;
+
+    let (status, r) = get(format!("{base}/admin/refunds/RA1")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            r["refundStatus"].as_str(),
+            r["refundAmt"].as_i64(),
+            r["transactionId"].as_str()
+        ),
+        (Some("PROCESSING"), Some(400), Some(txn.as_str()))
+    );
+
+    let (status, settled) = post(
+        format!("{base}/admin/settle-refund"),
+        json!({"refundTradeNo": "RB1", "status": "FAIL"}),
+    )
+    .await;
+    assert_eq!(
+        (status, settled["refundStatus"].as_str()),
+        (200, Some("FAIL"))
+    );
+    // Settling again the same way is a no-op; the other way is refused.
+    let (status, _) = post(
+        format!("{base}/admin/settle-refund"),
+        json!({"refundTradeNo": "RB1", "status": "FAIL"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = post(
+        format!("{base}/admin/settle-refund"),
+        json!({"refundTradeNo": "RB1", "status": "SUCCESS"}),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let (status, _) = post(
+        format!("{base}/admin/settle-refund"),
+        json!({"refundTradeNo": "RZ9", "status": "SUCCESS"}),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = post(
+        format!("{base}/admin/settle-refund"),
+        json!({"refundTradeNo": "RA1"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    let (status, order) = get(format!("{base}/admin/orders/ORDADM1")).await;
+    assert_eq!(status, 200);
+    assert_eq!(order["transactionId"], txn.as_str());
+    assert_eq!(order["totalAmt"], 1000);
+    // RB1 failed: only RA1's 400 is committed.
+    assert_eq!(order["refundedAmt"], 400, "{order}");
+    assert_eq!(order["refunds"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        sim.settle_refund("RA1", RefundOutcome::Success, false)
+            .unwrap()
+            .status
+            .to_string(),
+        "SUCCESS"
+    );
+    assert_eq!(sim.refunds_of("ORDADM1").len(), 2);
+}
+
+#[tokio::test]
+async fn the_fulfilment_endpoint_counts_signed_requests_by_key() {
+    let (sim, base) = sim(Duration::from_secs(2)).await;
+    let client = reqwest::Client::new();
+    let body = br#"{"transactionId":"TX1","tradeNo":"O1"}"#.to_vec();
+    let signed = |body: &[u8]| {
+        hmac_keys(SECRET)
+            .sign(body, OffsetDateTime::now_utc())
+            .to_string()
+    };
+    for expected in 1..=2 {
+        let reply: Value = client
+            .post(format!("{base}/fulfil"))
+            .header("authorization", signed(&body))
+            .header("idempotency-key", "TX1")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(reply["count"], expected, "{reply}");
+    }
+    // Unsigned, or without a key: refused and not counted.
+    let unsigned = client
+        .post(format!("{base}/fulfil"))
+        .header("idempotency-key", "TX2")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status().as_u16(), 401);
+    let keyless = client
+        .post(format!("{base}/fulfil"))
+        .header("authorization", signed(&body))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keyless.status().as_u16(), 400);
+
+    assert_eq!(sim.fulfilments("TX1"), 2);
+    assert_eq!(sim.fulfilments("TX2"), 0);
+    let (_, all) = get(format!("{base}/admin/fulfilments")).await;
+    assert_eq!(all, json!({"total": 2, "keys": {"TX1": 2}}));
+    let (_, one) = get(format!("{base}/admin/fulfilments/TX2")).await;
+    assert_eq!(one, json!({"key": "TX2", "count": 0}));
+}
