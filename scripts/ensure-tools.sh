@@ -2,7 +2,8 @@
 # Installs the development tools this project needs, only those missing.
 # Fast (no network) when everything is present.
 #
-#   ./scripts/ensure-tools.sh            moto server, cargo-lambda, cfn-lint, rustfmt, clippy
+#   ./scripts/ensure-tools.sh            moto server, cargo-lambda, cfn-lint, rustfmt, clippy,
+#                                        schemathesis and openapi-spec-validator (.local/stvenv)
 #   SAM=1 ./scripts/ensure-tools.sh      ... and the SAM CLI in .local/samvenv
 #   RELEASE=1 ./scripts/ensure-tools.sh  ... and the aarch64 Rust target (for sam build / cargo lambda build --arm64)
 #
@@ -51,6 +52,19 @@ fi
 # Template linter.
 if ! command -v cfn-lint >/dev/null 2>&1; then
   pip_install cfn-lint
+fi
+
+# OpenAPI linter and contract tester (scripts/openapi-check.sh), in their
+# own project-local venv so that their dependencies do not meet moto's.
+SCHEMATHESIS_VERSION=4.32.5
+OPENAPI_VALIDATOR_VERSION=0.9.0
+if [ ! -x .local/stvenv/bin/schemathesis ] || [ ! -x .local/stvenv/bin/openapi-spec-validator ] \
+  || ! .local/stvenv/bin/schemathesis --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  say "installing schemathesis and openapi-spec-validator into .local/stvenv"
+  mkdir -p .local
+  "$PYTHON" -m venv .local/stvenv
+  .local/stvenv/bin/python -m pip install --quiet --disable-pip-version-check \
+    "schemathesis==$SCHEMATHESIS_VERSION" "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
 fi
 
 if [ "$installed" = 1 ] && command -v pyenv >/dev/null 2>&1; then

@@ -2,7 +2,8 @@
 # Everything CI checks, runnable locally (also while ./scripts/dev.sh runs):
 #   a private moto server on a free port for the tests that need DynamoDB,
 #   cargo fmt --check, cargo clippy -D warnings, cargo nextest (or cargo test),
-#   cfn-lint and, when the SAM CLI is in .local/samvenv, sam validate --lint.
+#   cfn-lint, the OpenAPI contract (scripts/openapi-check.sh) and, when the
+#   SAM CLI is in .local/samvenv, sam validate --lint.
 # Every step runs; the script exits non-zero when any of them failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -96,6 +97,7 @@ bench_smoke() {
 }
 step "bench smoke" bench_smoke
 step "cfn-lint" cfn-lint template.yaml
+step "openapi" ./scripts/openapi-check.sh
 if [ -x .local/samvenv/bin/sam ]; then
   step "sam validate" env SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 \
     .local/samvenv/bin/sam validate --lint --template template.yaml

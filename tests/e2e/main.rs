@@ -3,6 +3,7 @@
 
 mod corpus;
 mod faults;
+mod metrics;
 mod orders;
 mod round_trips;
 mod scenarios;

@@ -10,9 +10,11 @@ use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
+use tracing::Instrument;
 
 use super::{body_bytes, deadline, header, json_response, request_id, wrong_content_type};
 use crate::observability::error_chain;
+use crate::observability::metrics::{Event, Metric};
 use crate::protocol::{self, ParseError, Reply};
 use crate::signing::{KeyRing, SignError};
 use crate::EpochSecs;
@@ -36,15 +38,37 @@ pub struct Answer {
     /// The outcome's short code (`fulfilled`, `duplicate`, `signature`...),
     /// for logs and metrics.
     pub outcome: &'static str,
+    /// What the notification concerns, once it is verified.
+    pub concerns: Concerns,
+}
+
+/// The payment or refund a verified notification concerns, for the logs and
+/// metrics of its request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Concerns {
+    pub transaction_id: Option<String>,
+    pub trade_no: Option<String>,
+    pub refund_trade_no: Option<String>,
 }
 
 impl Answer {
-    pub fn ok(reply: Reply, outcome: &'static str) -> Self {
+    pub fn new(status: StatusCode, reply: Reply, outcome: &'static str) -> Self {
         Self {
-            status: StatusCode::OK,
+            status,
             reply,
             outcome,
+            concerns: Concerns::default(),
         }
+    }
+
+    pub fn ok(reply: Reply, outcome: &'static str) -> Self {
+        Self::new(StatusCode::OK, reply, outcome)
+    }
+
+    /// The same answer, about `concerns`.
+    pub fn concerning(mut self, concerns: Concerns) -> Self {
+        self.concerns = concerns;
+        self
     }
 
     /// A request the caller got wrong: logged as a warning.
@@ -61,22 +85,18 @@ impl Answer {
             InboundError::Signature(_) => (StatusCode::UNAUTHORIZED, "signature"),
         };
         tracing::warn!(reason = outcome, error = %err, "notification refused");
-        Self {
-            status,
-            reply: Reply::fail(err.to_string()),
-            outcome,
-        }
+        Self::new(status, Reply::fail(err.to_string()), outcome)
     }
 
     /// Our own failure (the store, a dependency): logged with its cause
     /// chain; the caller sees only that it should retry.
     pub fn internal(err: &(dyn std::error::Error + 'static)) -> Self {
         tracing::error!(error = %error_chain(err), "notification failed");
-        Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            reply: Reply::fail("internal error, retry later"),
-            outcome: "error",
-        }
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Reply::fail("internal error, retry later"),
+            "error",
+        )
     }
 }
 
@@ -99,7 +119,8 @@ impl Inbound {
     }
 
     /// Runs `decide` on one Lambda request and returns the signed reply,
-    /// with one log line per request.
+    /// with one log line and one metrics line per request. Every log line
+    /// of the request carries its `request_id`.
     pub async fn serve<'a, F, Fut>(
         &self,
         name: &'static str,
@@ -112,27 +133,49 @@ impl Inbound {
     {
         let started = Instant::now();
         let now = OffsetDateTime::now_utc();
-        let answer = if wrong_content_type(request) {
-            Answer::refused(&InboundError::ContentType)
-        } else {
-            let deadline = deadline(request, now.unix_timestamp());
-            decide(
-                header(request, "authorization"),
-                body_bytes(request),
-                now,
-                deadline,
-            )
-            .await
-        };
-        tracing::info!(
-            endpoint = name,
-            request_id = %request_id(request),
-            outcome = answer.outcome,
-            status = answer.status.as_u16(),
-            duration_ms = started.elapsed().as_millis() as u64,
-            "notification answered"
-        );
-        self.signed_response(&answer, now)
+        let request_id = request_id(request);
+        let span = tracing::info_span!("request", endpoint = name, request_id = %request_id);
+        async {
+            let answer = if wrong_content_type(request) {
+                Answer::refused(&InboundError::ContentType)
+            } else {
+                let deadline = deadline(request, now.unix_timestamp());
+                decide(
+                    header(request, "authorization"),
+                    body_bytes(request),
+                    now,
+                    deadline,
+                )
+                .await
+            };
+            let elapsed = started.elapsed();
+            let concerns = &answer.concerns;
+            tracing::info!(
+                endpoint = name,
+                request_id = %request_id,
+                outcome = answer.outcome,
+                status = answer.status.as_u16(),
+                transaction_id = concerns.transaction_id.as_deref(),
+                trade_no = concerns.trade_no.as_deref(),
+                refund_trade_no = concerns.refund_trade_no.as_deref(),
+                duration_ms = elapsed.as_millis() as u64,
+                "notification answered"
+            );
+            Event::new(name)
+                .count(Metric::NotificationReceived)
+                .count_opt(Metric::for_outcome(answer.outcome))
+                .prop("outcome", answer.outcome)
+                .prop("status", answer.status.as_u16())
+                .prop("durationMs", elapsed.as_millis() as u64)
+                .prop_opt("requestId", Some(request_id.as_str()))
+                .prop_opt("transactionId", concerns.transaction_id.as_deref())
+                .prop_opt("tradeNo", concerns.trade_no.as_deref())
+                .prop_opt("refundTradeNo", concerns.refund_trade_no.as_deref())
+                .emit();
+            self.signed_response(&answer, now)
+        }
+        .instrument(span)
+        .await
     }
 
     /// The reply as JSON, with an `Authorization` header over its body.

@@ -6,10 +6,11 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::{HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use tracing::Instrument;
 
 use super::ship_notify::{shipper, Shipper};
 use super::{body_bytes, json_response, request_id, wrong_content_type, DEFAULT_BUDGET_SECS};
@@ -23,6 +24,7 @@ use crate::domain::ship::{Rejection, ShipOutcome};
 use crate::domain::sync::{sync_order, OrderSync, SyncError};
 use crate::domain::{OrderStatus, OrderStore, StoreError};
 use crate::observability::error_chain;
+use crate::observability::metrics::{Event, Metric};
 use crate::platform::{http_client, PlatformClient};
 use crate::protocol::{
     self, Fen, OrderItem, OrderRef, ParseError, RefundDesc, RefundTradeNo, TradeNo, TransactionId,
@@ -41,14 +43,21 @@ pub enum ApiError {
     Conflict(String),
     #[error("no such route")]
     NoRoute,
+    /// With the methods the route allows, for the `Allow` header.
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed(&'static str),
     #[error("Content-Type must be application/json")]
     ContentType,
     #[error("{0}")]
     Unprocessable(String),
     #[error("{0}")]
     Upstream(String),
+    /// The platform's report contradicts our refund (502, like `Upstream`).
+    #[error("{0}")]
+    Contradiction(String),
+    /// `orderquery` reports a payment our order refuses (502, like `Upstream`).
+    #[error("the platform's payment was refused: {}", .0.message())]
+    PaymentRefused(Rejection),
     #[error("busy, retry")]
     Busy,
     #[error("internal error")]
@@ -63,7 +72,7 @@ impl From<RefundError> for ApiError {
             }
             RefundError::NotPaid | RefundError::Exceeds => Self::Unprocessable(err.to_string()),
             RefundError::Conflict(_) => Self::Conflict(err.to_string()),
-            RefundError::Contradiction => Self::Upstream(err.to_string()),
+            RefundError::Contradiction => Self::Contradiction(err.to_string()),
             RefundError::Platform(e) => platform_error(&e),
             RefundError::Busy | RefundError::NonceReplayed => Self::Busy,
             RefundError::Store(e) => Self::Store(e),
@@ -97,10 +106,12 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) | Self::NoRoute => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::ContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Upstream(_) => StatusCode::BAD_GATEWAY,
+            Self::Upstream(_) | Self::Contradiction(_) | Self::PaymentRefused(_) => {
+                StatusCode::BAD_GATEWAY
+            }
             Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -111,12 +122,34 @@ impl ApiError {
             Self::BadRequest(_) => "bad_request",
             Self::NotFound(_) | Self::NoRoute => "not_found",
             Self::Conflict(_) => "conflict",
-            Self::MethodNotAllowed => "method_not_allowed",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::ContentType => "unsupported_media_type",
             Self::Unprocessable(_) => "unprocessable",
-            Self::Upstream(_) => "upstream",
+            Self::Upstream(_) | Self::Contradiction(_) | Self::PaymentRefused(_) => "upstream",
             Self::Busy => "busy",
             Self::Store(_) => "internal",
+        }
+    }
+
+    /// A finer code than [`Self::code`], for logs and metrics.
+    fn outcome(&self) -> &'static str {
+        match self {
+            Self::Upstream(_) => "platform_error",
+            Self::Contradiction(_) => "refund_contradiction",
+            Self::PaymentRefused(rejection) => rejection.code(),
+            Self::Store(_) => "error",
+            other => other.code(),
+        }
+    }
+
+    /// The metric counting this failure, if any.
+    fn metric(&self) -> Option<Metric> {
+        match self {
+            Self::Upstream(_) => Some(Metric::PlatformError),
+            Self::Contradiction(_) => Some(Metric::RefundContradiction),
+            Self::PaymentRefused(rejection) => Metric::for_outcome(rejection.code()),
+            Self::Busy | Self::Store(_) => Some(Metric::ApiServerError),
+            _ => None,
         }
     }
 
@@ -130,7 +163,14 @@ impl ApiError {
             error: self.code(),
             message: self.to_string(),
         };
-        json_response(self.status(), serde_json::to_vec(&body).unwrap_or_default())
+        let mut response =
+            json_response(self.status(), serde_json::to_vec(&body).unwrap_or_default());
+        if let Self::MethodNotAllowed(allow) = self {
+            response
+                .headers_mut()
+                .insert("allow", HeaderValue::from_static(allow));
+        }
+        response
     }
 }
 
@@ -236,27 +276,58 @@ impl PartnerApi {
         self
     }
 
+    /// The Lambda handler: one log line and one metrics line per request;
+    /// every log line of the request carries its `request_id` and, once
+    /// known, the `trade_no` or `refund_trade_no` it concerns.
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, Infallible> {
         let started = Instant::now();
-        let result = self.route(&request).await;
-        let response = match result {
-            Ok((status, body)) => json_response(status, body),
-            Err(err) => {
-                if err.status().is_server_error() {
-                    tracing::error!(error = %error_chain(&err), "request failed");
-                }
-                err.response()
-            }
-        };
-        tracing::info!(
-            request_id = %request_id(&request),
-            method = %request.method(),
-            path = request.uri().path(),
-            status = response.status().as_u16(),
-            duration_ms = started.elapsed().as_millis() as u64,
-            "api request answered"
+        let request_id = request_id(&request);
+        let span = tracing::info_span!(
+            "request",
+            endpoint = "refund-api",
+            request_id = %request_id,
+            trade_no = tracing::field::Empty,
+            refund_trade_no = tracing::field::Empty,
         );
-        Ok(response)
+        async {
+            let result = self.route(&request).await;
+            let (outcome, metric) = match &result {
+                Ok(_) => ("ok", None),
+                Err(err) => (err.outcome(), err.metric()),
+            };
+            let response = match result {
+                Ok((status, body)) => json_response(status, body),
+                Err(err) => {
+                    if err.status().is_server_error() {
+                        tracing::error!(error = %error_chain(&err), "request failed");
+                    }
+                    err.response()
+                }
+            };
+            let elapsed = started.elapsed();
+            tracing::info!(
+                request_id = %request_id,
+                method = %request.method(),
+                path = request.uri().path(),
+                status = response.status().as_u16(),
+                outcome,
+                duration_ms = elapsed.as_millis() as u64,
+                "api request answered"
+            );
+            Event::new("refund-api")
+                .count(Metric::ApiRequest)
+                .count_opt(metric)
+                .prop("method", request.method().as_str())
+                .prop("path", request.uri().path())
+                .prop("status", response.status().as_u16())
+                .prop("outcome", outcome)
+                .prop("durationMs", elapsed.as_millis() as u64)
+                .prop_opt("requestId", Some(request_id.as_str()))
+                .emit();
+            Ok(response)
+        }
+        .instrument(span)
+        .await
     }
 
     async fn route(&self, request: &Request) -> Result<(StatusCode, Vec<u8>), ApiError> {
@@ -266,7 +337,8 @@ impl PartnerApi {
             (Route::Order(id), &Method::GET) => self.get_order(id, wants_sync(request)).await,
             (Route::Refunds, &Method::POST) => self.create_refund(request).await,
             (Route::Refund(id), &Method::GET) => self.get_refund(id, wants_sync(request)).await,
-            _ => Err(ApiError::MethodNotAllowed),
+            (Route::Orders | Route::Refunds, _) => Err(ApiError::MethodNotAllowed("POST")),
+            (Route::Order(_) | Route::Refund(_), _) => Err(ApiError::MethodNotAllowed("GET")),
         }
     }
 
@@ -280,7 +352,12 @@ impl PartnerApi {
             total_amt: body.total_amt,
             user_token: body.user_token,
         };
-        match register(&self.store, new, OffsetDateTime::now_utc()).await? {
+        let registered = register(&self.store, new, OffsetDateTime::now_utc()).await?;
+        let order = match &registered {
+            Registered::Created(o) | Registered::Existing(o) | Registered::Conflict(o) => o,
+        };
+        tracing::Span::current().record("trade_no", order.trade_no.as_str());
+        match registered {
             Registered::Created(order) => {
                 tracing::info!(
                     trade_no = order.trade_no.as_str(),
@@ -300,6 +377,7 @@ impl PartnerApi {
     async fn get_order(&self, id: &str, sync: bool) -> Result<(StatusCode, Vec<u8>), ApiError> {
         let trade_no =
             TradeNo::parse(id).map_err(|e| ApiError::BadRequest(format!("tradeNo {e}")))?;
+        tracing::Span::current().record("trade_no", trade_no.as_str());
         let order = self
             .store
             .get_order(&trade_no)
@@ -327,10 +405,7 @@ impl PartnerApi {
                     trade_no = trade_no.as_str(),
                     "orderquery reports a payment our order refuses"
                 );
-                return Err(ApiError::Upstream(format!(
-                    "the platform's payment was refused: {}",
-                    rejection.message()
-                )));
+                return Err(ApiError::PaymentRefused(rejection));
             }
             OrderSync::Paid(_) => {}
         }
@@ -356,6 +431,7 @@ impl PartnerApi {
                 ))
             }
         };
+        tracing::Span::current().record("refund_trade_no", body.refund_trade_no.as_str());
         let new = NewRefund {
             order,
             refund_trade_no: body.refund_trade_no,
@@ -363,8 +439,11 @@ impl PartnerApi {
             refund_desc: body.refund_desc,
             refund_details: body.refund_details,
         };
+        let refund_trade_no = new.refund_trade_no.clone();
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        match self.refunds.request(new, now).await? {
+        let requested = self.refunds.request(new, now).await;
+        refund_metrics(&request_id(request), &refund_trade_no, &requested);
+        match requested? {
             Requested::Created(refund) => {
                 let status = if refund.status == RefundStatus::Pending {
                     StatusCode::ACCEPTED
@@ -380,6 +459,7 @@ impl PartnerApi {
     async fn get_refund(&self, id: &str, sync: bool) -> Result<(StatusCode, Vec<u8>), ApiError> {
         let refund_trade_no = RefundTradeNo::parse(id)
             .map_err(|e| ApiError::BadRequest(format!("refundTradeNo {e}")))?;
+        tracing::Span::current().record("refund_trade_no", refund_trade_no.as_str());
         let refund = if sync {
             self.refunds
                 .sync(&refund_trade_no, OffsetDateTime::now_utc().unix_timestamp())
@@ -392,6 +472,52 @@ impl PartnerApi {
         };
         Ok((StatusCode::OK, to_json(&refund)))
     }
+}
+
+/// The metrics line of one refund request, where its outcome is decided.
+fn refund_metrics(
+    request_id: &str,
+    refund_trade_no: &RefundTradeNo,
+    requested: &Result<Requested, RefundError>,
+) {
+    let event = Event::new("refund-api")
+        .count(Metric::RefundRequested)
+        .prop("refundTradeNo", refund_trade_no.as_str())
+        .prop_opt("requestId", Some(request_id));
+    let described = |event: Event, refund: &crate::domain::refunds::Refund| {
+        event
+            .prop("refundStatus", refund.status.as_str())
+            .prop("tradeNo", refund.trade_no.as_str())
+            .prop("transactionId", refund.transaction_id.as_str())
+            .prop("refundAmt", refund.refund_amt.get())
+    };
+    let event = match requested {
+        Ok(Requested::Created(refund)) => described(event, refund)
+            .count(match refund.status {
+                RefundStatus::Pending => Metric::RefundPending,
+                RefundStatus::Failed => Metric::RefundFailed,
+                RefundStatus::Processing | RefundStatus::Success => Metric::RefundAccepted,
+            })
+            .prop("outcome", "created"),
+        Ok(Requested::Existing(refund)) => described(event, refund).prop("outcome", "existing"),
+        Err(RefundError::Exceeds) => event
+            .count(Metric::OverRefundRefused)
+            .prop("outcome", "exceeds"),
+        Err(err) => event.prop(
+            "outcome",
+            match err {
+                RefundError::OrderNotFound | RefundError::RefundNotFound => "not_found",
+                RefundError::NotPaid => "not_paid",
+                RefundError::Exceeds => "exceeds",
+                RefundError::Conflict(_) => "conflict",
+                RefundError::Contradiction => "refund_contradiction",
+                RefundError::Platform(_) => "platform_error",
+                RefundError::Busy | RefundError::NonceReplayed => "busy",
+                RefundError::Store(_) => "error",
+            },
+        ),
+    };
+    event.emit();
 }
 
 fn to_json(value: &impl Serialize) -> Vec<u8> {

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use time::OffsetDateTime;
+use tracing::Instrument;
 
-use super::notify::{Answer, Inbound};
+use super::notify::{Answer, Concerns, Inbound};
 use crate::config::Config;
 use crate::domain::refunds::{apply_report, NonceClaim, Refund, RefundError, RefundStore, Report};
 use crate::domain::ship::body_hash;
@@ -85,19 +86,28 @@ impl RefundNotifyApp {
             trade_no = notice.trade_no.as_str(),
             refund_status = notice.refund_status.as_str()
         );
-        let _enter = span.enter();
-        if notice.skill_id != self.skill_id {
-            tracing::warn!(reason = "wrong_skill", "refund notification refused");
-            return Answer {
-                status: StatusCode::FORBIDDEN,
-                reply: Reply::fail("unknown skill"),
-                outcome: "wrong_skill",
-            };
+        let concerns = Concerns {
+            transaction_id: Some(notice.transaction_id.as_str().to_owned()),
+            trade_no: Some(notice.trade_no.as_str().to_owned()),
+            refund_trade_no: Some(notice.refund_trade_no.as_str().to_owned()),
+        };
+        async {
+            if notice.skill_id != self.skill_id {
+                tracing::warn!(reason = "wrong_skill", "refund notification refused");
+                return Answer::new(
+                    StatusCode::FORBIDDEN,
+                    Reply::fail("unknown skill"),
+                    "wrong_skill",
+                );
+            }
+            match self.decide(&notice, body, now.unix_timestamp()).await {
+                Ok(answer) => answer,
+                Err(err) => Answer::internal(&err),
+            }
         }
-        match self.decide(&notice, body, now.unix_timestamp()).await {
-            Ok(answer) => answer,
-            Err(err) => Answer::internal(&err),
-        }
+        .instrument(span)
+        .await
+        .concerning(concerns)
     }
 
     async fn decide(
@@ -167,11 +177,11 @@ impl RefundNotifyApp {
                     "refund_contradiction",
                 ))
             }
-            Err(RefundError::NonceReplayed) => Ok(Answer {
-                status: StatusCode::UNAUTHORIZED,
-                reply: Reply::fail("replayed nonceStr"),
-                outcome: "replay",
-            }),
+            Err(RefundError::NonceReplayed) => Ok(Answer::new(
+                StatusCode::UNAUTHORIZED,
+                Reply::fail("replayed nonceStr"),
+                "replay",
+            )),
             Err(err) => Err(err),
         }
     }

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use time::OffsetDateTime;
+use tracing::Instrument;
 
-use super::notify::{Answer, Inbound};
+use super::notify::{Answer, Concerns, Inbound};
 use crate::config::Config;
 use crate::domain::ship::{body_hash, Rejection, ShipOutcome, ShipService, ShipSettings};
 use crate::platform::{http_client, WebhookFulfiller};
@@ -101,10 +102,27 @@ impl ShipNotifyApp {
             transaction_id = notice.transaction_id.as_str(),
             trade_no = notice.trade_no.as_str()
         );
-        let _enter = span.enter();
+        let concerns = Concerns {
+            transaction_id: Some(notice.transaction_id.as_str().to_owned()),
+            trade_no: Some(notice.trade_no.as_str().to_owned()),
+            refund_trade_no: None,
+        };
+        self.decide(&notice, body, now, deadline)
+            .instrument(span)
+            .await
+            .concerning(concerns)
+    }
+
+    async fn decide(
+        &self,
+        notice: &ShipNotify,
+        body: &[u8],
+        now: OffsetDateTime,
+        deadline: EpochSecs,
+    ) -> Answer {
         match self
             .service
-            .handle(&notice, body_hash(body), now.unix_timestamp(), deadline)
+            .handle(notice, body_hash(body), now.unix_timestamp(), deadline)
             .await
         {
             Ok(outcome) => {
@@ -122,11 +140,7 @@ impl ShipNotifyApp {
                         tracing::warn!(reason = rejection.code(), "ship notification refused");
                     }
                 }
-                Answer {
-                    status: outcome_status(&outcome),
-                    reply: outcome.reply(),
-                    outcome: outcome.code(),
-                }
+                Answer::new(outcome_status(&outcome), outcome.reply(), outcome.code())
             }
             Err(err) => Answer::internal(&err),
         }

@@ -1,15 +1,17 @@
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::ship::{FulfilError, Fulfiller, FulfilmentRequest};
 use crate::observability::error_chain;
+use crate::observability::metrics;
 use crate::signing::KeyRing;
 
 /// POSTs the fulfilment request as signed JSON, with the `transactionId`
-/// as `Idempotency-Key`; any 2xx is success.
+/// as `Idempotency-Key`; any 2xx is success. Every call records its
+/// latency (`FulfilmentLatency`).
 #[derive(Clone)]
 pub struct WebhookFulfiller {
     client: reqwest::Client,
@@ -26,6 +28,23 @@ impl WebhookFulfiller {
 #[async_trait]
 impl Fulfiller for WebhookFulfiller {
     async fn fulfil(
+        &self,
+        request: &FulfilmentRequest,
+        timeout: Duration,
+    ) -> Result<(), FulfilError> {
+        let started = Instant::now();
+        let result = self.call(request, timeout).await;
+        metrics::fulfilment_latency(
+            started.elapsed(),
+            result.is_ok(),
+            request.transaction_id.as_str(),
+        );
+        result
+    }
+}
+
+impl WebhookFulfiller {
+    async fn call(
         &self,
         request: &FulfilmentRequest,
         timeout: Duration,

@@ -1,4 +1,7 @@
-//! Logging set-up shared by every function.
+//! Logging set-up shared by every function, and the metrics
+//! ([`metrics`]): CloudWatch Embedded Metric Format lines on stdout.
+
+pub mod metrics;
 
 /// Installs the tracing subscriber: JSON when Lambda asks for it
 /// (`AWS_LAMBDA_LOG_FORMAT=JSON`), plain text otherwise; the level comes from
