@@ -2,9 +2,14 @@
 //! DynamoDB-compatible server (moto). One binary, one app per test.
 
 mod corpus;
+mod create_order;
 mod faults;
 mod metrics;
 mod orders;
+mod reconcile;
+mod refund_notify;
+mod refunds;
+mod revision_2019;
 mod round_trips;
 mod scenarios;
 mod ship;

@@ -23,6 +23,9 @@ fn endpoint() -> &'static str {
             .unwrap()
             .port();
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/moto_server.py");
+        // Never waited for: the server outlives the OnceLock and exits by
+        // itself once this process is gone (`--parent-pid`).
+        #[allow(clippy::zombie_processes)]
         Command::new("python3")
             .arg(script)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
