@@ -7,19 +7,18 @@ use time::OffsetDateTime;
 
 use crate::config::{Config, ConfigError};
 use crate::domain::reconcile::{reconcile, ReconcileSettings, Summary};
-use crate::domain::refunds::{RefundService, RefundSettings};
 use crate::domain::StoreError;
-use crate::http::ship_notify::{shipper, Shipper};
 use crate::http::DEFAULT_BUDGET_SECS;
-use crate::platform::{http_client, PlatformClient};
+use crate::platform::http_client;
 use crate::store::DynamoStore;
+use crate::wiring::{refund_service, shipper, Refunds, Shipper};
 use crate::EpochSecs;
 
 /// The reconcile function: built once, run on every scheduled event.
 pub struct ReconcileApp {
     store: DynamoStore,
     ship: Shipper,
-    refunds: RefundService<DynamoStore, PlatformClient>,
+    refunds: Refunds,
     settings: ReconcileSettings,
 }
 
@@ -70,22 +69,7 @@ impl ReconcileApp {
         };
         let http = http_client();
         let keys = Arc::new(config.keys.clone());
-        let platform = PlatformClient::new(
-            http.clone(),
-            config.api_base.clone(),
-            keys.clone(),
-            config.protocol,
-            config.require_signed_replies,
-        )
-        .with_timeout(config.api_timeout);
-        let refunds = RefundService {
-            store: store.clone(),
-            platform,
-            settings: RefundSettings {
-                skill_id: config.skill_id.clone(),
-                revision: config.protocol,
-            },
-        };
+        let refunds = refund_service(&config, &keys, store.clone(), http.clone());
         let ship = shipper(&config, &keys, store.clone(), http);
         Ok(Self {
             store,
@@ -103,7 +87,7 @@ impl ReconcileApp {
 
     /// One sweep at `now`, to finish before `deadline`.
     pub async fn run_at(&self, now: EpochSecs, deadline: EpochSecs) -> Result<Summary, StoreError> {
-        reconcile(
+        let summary = reconcile(
             &self.store,
             &self.ship,
             &self.refunds,
@@ -111,7 +95,13 @@ impl ReconcileApp {
             now,
             deadline,
         )
-        .await
+        .await?;
+        crate::observability::metrics::reconcile(
+            summary.orders_fulfilled as u64,
+            summary.refunds_resolved as u64,
+            summary.errors as u64,
+        );
+        Ok(summary)
     }
 
     /// One sweep now.

@@ -20,6 +20,7 @@ pub mod platform;
 pub mod protocol;
 pub mod signing;
 pub mod store;
+pub mod wiring;
 
 /// Seconds since the Unix epoch, the time unit of every stored timestamp.
 pub type EpochSecs = i64;

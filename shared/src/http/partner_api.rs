@@ -12,25 +12,23 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use super::ship_notify::{shipper, Shipper};
 use super::{body_bytes, json_response, request_id, wrong_content_type, DEFAULT_BUDGET_SECS};
 use crate::config::{Config, ConfigError};
 use crate::domain::orders::{register, NewOrder, Registered};
 use crate::domain::platform::PlatformError;
-use crate::domain::refunds::{
-    NewRefund, RefundError, RefundService, RefundSettings, RefundStatus, RefundStore, Requested,
-};
+use crate::domain::refunds::{NewRefund, RefundError, RefundStatus, RefundStore, Requested};
 use crate::domain::ship::{Rejection, ShipOutcome};
 use crate::domain::sync::{sync_order, OrderSync, SyncError};
 use crate::domain::{OrderStatus, OrderStore, StoreError};
 use crate::observability::error_chain;
 use crate::observability::metrics::{Event, Metric};
-use crate::platform::{http_client, PlatformClient};
+use crate::platform::http_client;
 use crate::protocol::{
     self, Fen, OrderItem, OrderRef, ParseError, RefundDesc, RefundTradeNo, TradeNo, TransactionId,
     UserToken,
 };
 use crate::store::DynamoStore;
+use crate::wiring::{refund_service, shipper, Refunds, Shipper};
 
 /// An API error: its status, a stable code and a caller-safe message.
 #[derive(Debug, thiserror::Error)]
@@ -232,29 +230,14 @@ fn wants_sync(request: &Request) -> bool {
 /// The refund-api function.
 pub struct PartnerApi {
     store: DynamoStore,
-    refunds: RefundService<DynamoStore, PlatformClient>,
+    refunds: Refunds,
     ship: Shipper,
 }
 
 impl PartnerApi {
     pub fn new(config: Config, store: DynamoStore, http: reqwest::Client) -> Self {
         let keys = Arc::new(config.keys.clone());
-        let platform = PlatformClient::new(
-            http.clone(),
-            config.api_base.clone(),
-            keys.clone(),
-            config.protocol,
-            config.require_signed_replies,
-        )
-        .with_timeout(config.api_timeout);
-        let refunds = RefundService {
-            store: store.clone(),
-            platform,
-            settings: RefundSettings {
-                skill_id: config.skill_id.clone(),
-                revision: config.protocol,
-            },
-        };
+        let refunds = refund_service(&config, &keys, store.clone(), http.clone());
         let ship = shipper(&config, &keys, store.clone(), http);
         Self {
             store,
@@ -269,16 +252,6 @@ impl PartnerApi {
         Ok(Self::new(config, store, http_client()))
     }
 
-    /// Replaces the platform client (tests point it at a simulator with
-    /// short timeouts).
-    pub fn with_platform(mut self, platform: PlatformClient) -> Self {
-        self.refunds.platform = platform;
-        self
-    }
-
-    /// The Lambda handler: one log line and one metrics line per request;
-    /// every log line of the request carries its `request_id` and, once
-    /// known, the `trade_no` or `refund_trade_no` it concerns.
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, Infallible> {
         let started = Instant::now();
         let request_id = request_id(&request);

@@ -10,10 +10,11 @@ use tracing::Instrument;
 
 use super::notify::{Answer, Concerns, Inbound};
 use crate::config::Config;
-use crate::domain::ship::{body_hash, Rejection, ShipOutcome, ShipService, ShipSettings};
-use crate::platform::{http_client, WebhookFulfiller};
+use crate::domain::ship::{body_hash, Rejection, ShipOutcome};
+use crate::platform::http_client;
 use crate::protocol::ShipNotify;
 use crate::store::DynamoStore;
+use crate::wiring::{shipper, Shipper};
 use crate::EpochSecs;
 
 fn outcome_status(outcome: &ShipOutcome) -> StatusCode {
@@ -21,34 +22,6 @@ fn outcome_status(outcome: &ShipOutcome) -> StatusCode {
         ShipOutcome::Rejected(Rejection::WrongSkill) => StatusCode::FORBIDDEN,
         ShipOutcome::Rejected(Rejection::NonceReplayed) => StatusCode::UNAUTHORIZED,
         _ => StatusCode::OK,
-    }
-}
-
-/// The ship flow as the functions build it from their configuration.
-pub type Shipper = ShipService<DynamoStore, WebhookFulfiller>;
-
-/// Builds the ship flow: used by ship-notify and by every other path that
-/// fulfils a payment (order sync, reconcile), so they share one code path.
-pub fn shipper(
-    config: &Config,
-    keys: &Arc<crate::signing::KeyRing>,
-    store: DynamoStore,
-    http: reqwest::Client,
-) -> Shipper {
-    let fulfiller = config
-        .fulfillment_url
-        .clone()
-        .map(|url| WebhookFulfiller::new(http, url, keys.clone()));
-    let settings = ShipSettings {
-        skill_id: config.skill_id.clone(),
-        accept_unknown_orders: config.accept_unknown_orders,
-        record_ttl: config.idempotency_ttl,
-        nonce_ttl: keys.skew * 2,
-    };
-    ShipService {
-        store,
-        fulfiller,
-        settings,
     }
 }
 

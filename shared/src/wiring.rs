@@ -1,0 +1,68 @@
+//! Building the domain services from the configuration, once, the same
+//! way in every function that needs them.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::domain::refunds::{RefundService, RefundSettings};
+use crate::domain::ship::{ShipService, ShipSettings};
+use crate::platform::{PlatformClient, WebhookFulfiller};
+use crate::signing::KeyRing;
+use crate::store::DynamoStore;
+
+/// The ship flow as the functions build it from their configuration.
+pub type Shipper = ShipService<DynamoStore, WebhookFulfiller>;
+
+/// Builds the ship flow: used by ship-notify and by every other path that
+/// fulfils a payment (order sync, reconcile), so they share one code path.
+pub fn shipper(
+    config: &Config,
+    keys: &Arc<KeyRing>,
+    store: DynamoStore,
+    http: reqwest::Client,
+) -> Shipper {
+    let fulfiller = config
+        .fulfillment_url
+        .clone()
+        .map(|url| WebhookFulfiller::new(http, url, keys.clone()));
+    let settings = ShipSettings {
+        skill_id: config.skill_id.clone(),
+        accept_unknown_orders: config.accept_unknown_orders,
+        record_ttl: config.idempotency_ttl,
+        nonce_ttl: keys.skew * 2,
+    };
+    ShipService {
+        store,
+        fulfiller,
+        settings,
+    }
+}
+
+/// The refund flow as the functions build it from their configuration.
+pub type Refunds = RefundService<DynamoStore, PlatformClient>;
+
+/// Builds the refund flow with its platform client (signed calls, verified
+/// replies, the configured timeout).
+pub fn refund_service(
+    config: &Config,
+    keys: &Arc<KeyRing>,
+    store: DynamoStore,
+    http: reqwest::Client,
+) -> Refunds {
+    let platform = PlatformClient::new(
+        http,
+        config.api_base.clone(),
+        keys.clone(),
+        config.protocol,
+        config.require_signed_replies,
+    )
+    .with_timeout(config.api_timeout);
+    RefundService {
+        store,
+        platform,
+        settings: RefundSettings {
+            skill_id: config.skill_id.clone(),
+            revision: config.protocol,
+        },
+    }
+}
