@@ -241,6 +241,10 @@ async fn refunds_of_unknown_or_unpaid_orders_and_bad_requests() {
             400,
         ),
         (json!({"tradeNo": unpaid, "refundTradeNo": "X1"}), 400),
+        (
+            json!({"tradeNo": unpaid, "refundTradeNo": "X1", "refundAmt": 1, "refundDetails": []}),
+            400,
+        ),
     ];
     for (body, expected) in cases {
         let (status, err) = refund(&stack, body.clone()).await;

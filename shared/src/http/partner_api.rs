@@ -404,6 +404,16 @@ impl PartnerApi {
                 ))
             }
         };
+        if body
+            .refund_details
+            .as_ref()
+            .is_some_and(|items| items.is_empty() || items.len() > protocol::MAX_ITEMS)
+        {
+            return Err(ApiError::BadRequest(format!(
+                "refundDetails must hold 1 to {} items",
+                protocol::MAX_ITEMS
+            )));
+        }
         tracing::Span::current().record("refund_trade_no", body.refund_trade_no.as_str());
         let new = NewRefund {
             order,
