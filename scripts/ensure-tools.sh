@@ -6,17 +6,21 @@
 #                                        schemathesis and openapi-spec-validator (.local/stvenv)
 #   SAM=1 ./scripts/ensure-tools.sh      ... and the SAM CLI in .local/samvenv
 #   RELEASE=1 ./scripts/ensure-tools.sh  ... and the aarch64 Rust target (for sam build / cargo lambda build --arm64)
+#   FUZZ=1 ./scripts/ensure-tools.sh     ... and cargo-fuzz (for scripts/fuzz.sh)
 #
-# Options --sam / --lint and --release are the same as SAM=1 and RELEASE=1.
+# Options --sam / --lint, --release and --fuzz are the same as SAM=1,
+# RELEASE=1 and FUZZ=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_sam="${SAM:-0}"
 want_release="${RELEASE:-0}"
+want_fuzz="${FUZZ:-0}"
 for arg in "$@"; do
   case "$arg" in
     --sam | --lint) want_sam=1 ;;
     --release) want_release=1 ;;
+    --fuzz) want_fuzz=1 ;;
     *) echo "ensure-tools.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -93,4 +97,11 @@ fi
 if [ "$want_release" = 1 ] && ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
   say "adding the aarch64-unknown-linux-gnu target"
   rustup target add aarch64-unknown-linux-gnu
+fi
+
+# cargo-fuzz (from crates.io) for ./scripts/fuzz.sh, which builds with the
+# nightly toolchain when one is installed and else with this one.
+if [ "$want_fuzz" = 1 ] && ! cargo fuzz --version >/dev/null 2>&1; then
+  say "installing cargo-fuzz"
+  cargo install --locked --quiet cargo-fuzz
 fi

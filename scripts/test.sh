@@ -2,6 +2,7 @@
 # Everything CI checks, runnable locally (also while ./scripts/dev.sh runs):
 #   a private moto server on a free port for the tests that need DynamoDB,
 #   cargo fmt --check, cargo clippy -D warnings, cargo nextest (or cargo test),
+#   the fuzz targets for a bounded time (CI, or FUZZ=1: scripts/fuzz.sh),
 #   cfn-lint, the OpenAPI contract (scripts/openapi-check.sh) and, when the
 #   SAM CLI is in .local/samvenv, sam validate --lint.
 # Every step runs; the script exits non-zero when any of them failed.
@@ -10,6 +11,7 @@ cd "$(dirname "$0")/.."
 
 if [ "${CI:-}" = "true" ]; then
   export SAM=1
+  export FUZZ=1
 fi
 ./scripts/ensure-tools.sh
 mkdir -p .local
@@ -103,6 +105,12 @@ if [ -x .local/samvenv/bin/sam ]; then
     .local/samvenv/bin/sam validate --lint --template template.yaml
 else
   echo "==> sam validate: skipped (SAM CLI not in .local/samvenv; SAM=1 ./scripts/ensure-tools.sh installs it)" >&2
+fi
+
+# Every cargo-fuzz target for a bounded time (FUZZ_SECS each, default 60);
+# in CI, or with FUZZ=1.
+if [ "${FUZZ:-0}" = 1 ]; then
+  step "fuzz" ./scripts/fuzz.sh
 fi
 
 if [ "${#failed[@]}" -gt 0 ]; then
