@@ -575,3 +575,107 @@ async fn every_ship_notify_path_with_rsa2_logs_json_without_secrets() {
 
     run.check(&forbidden_keys());
 }
+
+/// Every line logged since the last take: JSON, and free of `forbidden`.
+fn check_lines(label: &str, forbidden: &[String]) -> usize {
+    let text = logs().take();
+    let mut problems = Vec::new();
+    for line in text.lines() {
+        if serde_json::from_str::<Value>(line).is_err() {
+            problems.push(format!("{label}: not a JSON line: {line}"));
+        }
+        for secret in forbidden {
+            if !secret.is_empty() && line.contains(secret.as_str()) {
+                let head: String = secret.chars().take(8).collect();
+                problems.push(format!("{label}: a secret ({head}...) in: {line}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    text.lines().count()
+}
+
+#[tokio::test]
+async fn the_refund_create_order_api_and_reconcile_paths_log_json_without_secrets() {
+    let _serial = SERIAL.lock().await;
+    logs().take();
+    let settings = Settings::rsa2_2019();
+    let stack = dingdang_tests::rsa_stack(settings.clone(), |c| {
+        c.refund_delay = std::time::Duration::from_millis(100)
+    })
+    .await;
+    let app = &stack.app;
+    let mut forbidden = forbidden_keys();
+    let mut remember = |authorization: &str| {
+        forbidden.push(authorization.to_owned());
+        if let Ok(parsed) = Authorization::parse(authorization) {
+            forbidden.push(parsed.signature.chars().take(16).collect());
+        }
+    };
+
+    // create-order: accepted, retried, refused signature.
+    let body = serde_json::to_vec(&serde_json::json!({
+        "skillId": dingdang_tests::SKILL, "userToken": "u1",
+        "details": [{"itemId": "vip", "quantity": 1, "amount": 900}],
+        "totalAmt": 900, "nonceStr": dingdang_tests::id("N"),
+    }))
+    .unwrap();
+    let authorization = dingdang_tests::sign(&app.keys, &body);
+    remember(&authorization);
+    let created = app
+        .post_path("/create-order", body.clone(), Some(authorization.clone()))
+        .await;
+    remember(created.authorization.as_deref().unwrap_or_default());
+    app.post_path("/create-order", body.clone(), Some(authorization))
+        .await;
+    app.post_path(
+        "/create-order",
+        body,
+        Some("TSK-RSA2 Datetime=20180622T101500Z, Signature=AAAA".into()),
+    )
+    .await;
+    let trade = created.json()["tradeNo"].as_str().unwrap().to_owned();
+
+    // Paid through the platform's notification, then refunds: accepted,
+    // over the amount, unknown order; the platform's result notification;
+    // a refund notification for an unknown refund; sync and reconcile.
+    stack.sim.pay(&trade, 900).await;
+    app.post_json(
+        "/refunds",
+        serde_json::json!({"tradeNo": trade, "refundTradeNo": "LG1", "refundAmt": 400}),
+    )
+    .await;
+    app.post_json(
+        "/refunds",
+        serde_json::json!({"tradeNo": trade, "refundTradeNo": "LG2", "refundAmt": 600}),
+    )
+    .await;
+    app.post_json(
+        "/refunds",
+        serde_json::json!({"tradeNo": "NOSUCH", "refundTradeNo": "LG3", "refundAmt": 1}),
+    )
+    .await;
+    stack.wait_refund("LG1", "SUCCESS").await;
+    app.get("/refunds/LG1?sync=true").await;
+    app.get(&format!("/orders/{trade}?sync=true")).await;
+    let unknown = serde_json::to_vec(&serde_json::json!({
+        "skillId": dingdang_tests::SKILL, "transactionId": "T9", "tradeNo": "O9", "refundTransactionId": "R9",
+        "refundTradeNo": "UNKNOWN9", "totalAmt": 10, "refundAmt": 10, "refundStatus": "SUCCESS",
+        "refundStatusDesc": "ok", "nonceStr": dingdang_tests::id("N"),
+    }))
+    .unwrap();
+    let authorization = dingdang_tests::sign(&app.keys, &unknown);
+    remember(&authorization);
+    let answer = app
+        .post_path("/refund-notify", unknown.clone(), Some(authorization))
+        .await;
+    remember(answer.authorization.as_deref().unwrap_or_default());
+    app.post_path("/refund-notify", unknown, None).await;
+    dingdang_tests::reconciler(&stack, &settings)
+        .run()
+        .await
+        .unwrap();
+
+    let lines = check_lines("refunds, create-order, api, reconcile", &forbidden);
+    assert!(lines > 10, "these paths log: {lines} lines");
+}
