@@ -282,8 +282,12 @@ async fn run(args: Args) -> Result<bool> {
         .env("TZ", ":UTC")
         .env("TABLE_NAME", &table)
         .env("DINGDANG_SKILL_ID", SKILL);
-    if let Ok(level) = std::env::var("RUST_LOG") {
-        command.env("RUST_LOG", level);
+    // Passed through: the log level, and where rustls-native-certs looks
+    // for root certificates (to compare init times).
+    for name in ["RUST_LOG", "SSL_CERT_FILE", "SSL_CERT_DIR"] {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
     }
     for (name, value) in &platform.env {
         command.env(name, value);
