@@ -33,7 +33,7 @@ fn keys() -> &'static KeyRing {
             .unwrap(),
         );
         KeyRing {
-            signer: Signer::rsa2(private).unwrap(),
+            signer: Signer::rsa2(private),
             verifier: Verifier::rsa2(public),
             skew: Duration::from_secs(180),
         }

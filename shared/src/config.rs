@@ -86,7 +86,7 @@ impl Config {
                 let private =
                     env.parsed("DINGDANG_SKILL_PRIVATE_KEY", signing::parse_private_key)?;
                 KeyRing {
-                    signer: Signer::Rsa2(Box::new(private)),
+                    signer: Signer::rsa2(private),
                     verifier: Verifier::rsa2(public),
                     skew,
                 }

@@ -107,7 +107,7 @@ fn rsa2_vector_verifies_with_pem_and_bare_keys() {
 
 #[test]
 fn rsa2_signing_reproduces_vector() {
-    let signer = Signer::Rsa2(Box::new(parse_private_key(PLATFORM_PRIVATE).unwrap()));
+    let signer = Signer::rsa2(parse_private_key(PLATFORM_PRIVATE).unwrap());
     assert_eq!(signer.algorithm(), Algorithm::Rsa2);
     let auth = signer.sign(BODY, now());
     assert_eq!(auth.signature, RSA2_SIGNATURE.trim());
@@ -183,7 +183,7 @@ fn rsa2_rotation() {
     let keys = parse_public_keys(&format!("{SECOND_PUBLIC}\n{PLATFORM_PUBLIC_PEM}")).unwrap();
     assert_eq!(keys.len(), 2);
     let ring = KeyRing {
-        signer: Signer::Rsa2(Box::new(parse_private_key(SECOND_PRIVATE).unwrap())),
+        signer: Signer::rsa2(parse_private_key(SECOND_PRIVATE).unwrap()),
         verifier: Verifier::rsa2(keys),
         skew: SKEW,
     };
@@ -287,7 +287,7 @@ fn authorization_round_trips() {
 fn debug_output_has_no_secrets() {
     let private = parse_private_key(PLATFORM_PRIVATE).unwrap();
     let rsa_ring = KeyRing {
-        signer: Signer::Rsa2(Box::new(private)),
+        signer: Signer::rsa2(private),
         verifier: platform_verifier(),
         skew: SKEW,
     };

@@ -78,9 +78,7 @@ impl Settings {
             vectors::SKILL_PRIVATE_PEM.into(),
         );
         let platform = KeyRing {
-            signer: Signer::Rsa2(Box::new(
-                parse_private_key(vectors::PLATFORM_PRIVATE_PEM).unwrap(),
-            )),
+            signer: Signer::rsa2(parse_private_key(vectors::PLATFORM_PRIVATE_PEM).unwrap()),
             verifier: Verifier::rsa2(parse_public_keys(vectors::SKILL_PUBLIC_PEM).unwrap()),
             skew: KeyRing::DEFAULT_SKEW,
         };

@@ -1,14 +1,19 @@
 //! Key material from configuration text: HMAC secrets, RSA public and
 //! private keys (PEM or the platform's bare base64 form).
+//!
+//! RSA keys are parsed once, at start-up, into aws-lc-rs objects, so a
+//! request only pays for the RSA operation itself.
 
 use std::fmt;
 
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::PublicKey as LcRsaPublicKey;
+use aws_lc_rs::signature::{
+    ParsedPublicKey, RsaKeyPair, RsaParameters, RSA_PKCS1_2048_8192_SHA256,
+};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::traits::PublicKeyParts;
-use rsa::{RsaPrivateKey, RsaPublicKey};
+use der::Decode as _;
 
 /// Smallest RSA modulus accepted, in bits (the platform uses 2048-bit keys).
 pub const MIN_RSA_BITS: usize = 2048;
@@ -147,26 +152,136 @@ fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, KeyError> {
     }
 }
 
-fn check_size(index: usize, key: &impl PublicKeyParts) -> Result<(), KeyError> {
-    let bits = key.n().bits();
-    if bits < MIN_RSA_BITS {
-        Err(KeyError::TooSmall { index, bits })
-    } else {
-        Ok(())
+/// Checks that `der` is exactly one DER value: aws-lc's SPKI and PKCS#8
+/// parsers stop at the end of the key and ignore what follows it.
+fn single_der_value(index: usize, der: &[u8]) -> Result<(), KeyError> {
+    der::asn1::AnyRef::from_der(der)
+        .map(drop)
+        .map_err(|_| invalid(index, "not a single DER value"))
+}
+
+/// An RSA public key of at least [`MIN_RSA_BITS`] bits, parsed once for
+/// TSK-RSA2 verification (RSASSA-PKCS1-v1_5 with SHA-256). Made by
+/// [`parse_public_keys`] or [`RsaPrivateKey::public_key`]. Two keys are
+/// equal when their SubjectPublicKeyInfo encodings are.
+#[derive(Clone)]
+pub struct RsaPublicKey {
+    key: ParsedPublicKey,
+    spki: Box<[u8]>,
+    bits: usize,
+}
+
+impl RsaPublicKey {
+    /// Parses SPKI (RFC 5280) or PKCS#1 `RSAPublicKey` (RFC 8017) DER.
+    fn from_der(index: usize, der: &[u8]) -> Result<Self, KeyError> {
+        let not_rsa = || invalid(index, "not an RSA public key");
+        single_der_value(index, der)?;
+        // Accepts both encodings and runs aws-lc's key checks.
+        let pkcs1 = LcRsaPublicKey::from_der(der).map_err(|_| not_rsa())?;
+        let bits = RsaParameters::public_modulus_len(pkcs1.as_ref()).map_err(|_| not_rsa())?;
+        let bits = usize::try_from(bits).map_err(|_| not_rsa())?;
+        if bits < MIN_RSA_BITS {
+            return Err(KeyError::TooSmall { index, bits });
+        }
+        let key = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, pkcs1.as_ref())
+            .map_err(|_| not_rsa())?;
+        let spki = key.as_der().map_err(|_| not_rsa())?.as_ref().into();
+        Ok(Self { key, spki, bits })
+    }
+
+    /// Modulus size in bits.
+    pub fn bits(&self) -> usize {
+        self.bits
+    }
+
+    /// The key as SubjectPublicKeyInfo DER (the platform's bare form is the
+    /// standard base64 of these bytes).
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki
+    }
+
+    pub(crate) fn parsed(&self) -> &ParsedPublicKey {
+        &self.key
     }
 }
 
-fn public_from_der(index: usize, der: &[u8]) -> Result<RsaPublicKey, KeyError> {
-    RsaPublicKey::from_public_key_der(der)
-        .or_else(|_| RsaPublicKey::from_pkcs1_der(der))
-        .map_err(|_| invalid(index, "not an RSA public key"))
+impl PartialEq for RsaPublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.spki == other.spki
+    }
+}
+
+impl Eq for RsaPublicKey {}
+
+impl fmt::Debug for RsaPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RsaPublicKey({} bits)", self.bits)
+    }
+}
+
+/// An RSA private key of at least [`MIN_RSA_BITS`] bits, for TSK-RSA2
+/// signatures. Made by [`parse_private_key`]. Debug output is redacted.
+#[derive(Clone)]
+pub struct RsaPrivateKey {
+    pair: RsaKeyPair,
+}
+
+impl RsaPrivateKey {
+    /// Parses PKCS#8 (`PrivateKeyInfo`) or PKCS#1 (`RSAPrivateKey`) DER.
+    /// aws-lc checks the key's consistency and accepts 2048 to 8192 bits.
+    fn from_der(der: &[u8]) -> Result<Self, KeyError> {
+        single_der_value(1, der)?;
+        let rejected = |e: aws_lc_rs::error::KeyRejected| match e.to_string().as_str() {
+            "TooSmall" => invalid(1, "RSA private key under 2048 bits"),
+            "TooLarge" => invalid(1, "RSA private key over 8192 bits"),
+            _ => invalid(1, "not an RSA private key"),
+        };
+        // A PKCS#8 structure starts with a version INTEGER followed by the
+        // algorithm SEQUENCE, PKCS#1 with two INTEGERs, so at most one of the
+        // two parsers can recognise the encoding; report that one's reason.
+        let pair = match RsaKeyPair::from_pkcs8(der) {
+            Ok(pair) => pair,
+            Err(pkcs8) => RsaKeyPair::from_der(der).map_err(|pkcs1| {
+                if pkcs8.to_string() == "InvalidEncoding" {
+                    rejected(pkcs1)
+                } else {
+                    rejected(pkcs8)
+                }
+            })?,
+        };
+        Ok(Self { pair })
+    }
+
+    /// Modulus size in bits.
+    pub fn bits(&self) -> usize {
+        self.pair.public_modulus_len() * 8
+    }
+
+    /// The matching public key.
+    pub fn public_key(&self) -> RsaPublicKey {
+        RsaPublicKey::from_der(
+            1,
+            aws_lc_rs::signature::KeyPair::public_key(&self.pair).as_ref(),
+        )
+        .expect("the public half of a valid RSA key pair is a valid public key")
+    }
+
+    pub(crate) fn pair(&self) -> &RsaKeyPair {
+        &self.pair
+    }
+}
+
+impl fmt::Debug for RsaPrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RsaPrivateKey(<redacted {} bits>)", self.bits())
+    }
 }
 
 fn public_from_bare(index: usize, b64: &str) -> Result<RsaPublicKey, KeyError> {
     let der = STANDARD
         .decode(b64)
         .map_err(|_| invalid(index, "invalid base64"))?;
-    public_from_der(index, &der)
+    RsaPublicKey::from_der(index, &der)
 }
 
 /// Parses one or more RSA public keys: PEM blocks (`PUBLIC KEY` = SPKI or
@@ -183,10 +298,7 @@ pub fn parse_public_keys(text: &str) -> Result<Vec<RsaPublicKey>, KeyError> {
             .map(|(i, block)| {
                 let index = i + 1;
                 match block.label.as_str() {
-                    "PUBLIC KEY" => RsaPublicKey::from_public_key_der(&block.der)
-                        .map_err(|_| invalid(index, "not an RSA SPKI public key")),
-                    "RSA PUBLIC KEY" => RsaPublicKey::from_pkcs1_der(&block.der)
-                        .map_err(|_| invalid(index, "not a PKCS#1 RSA public key")),
+                    "PUBLIC KEY" | "RSA PUBLIC KEY" => RsaPublicKey::from_der(index, &block.der),
                     _ => Err(invalid(index, "unsupported PEM label for a public key")),
                 }
             })
@@ -211,9 +323,6 @@ pub fn parse_public_keys(text: &str) -> Result<Vec<RsaPublicKey>, KeyError> {
     if keys.is_empty() {
         return Err(KeyError::Empty);
     }
-    for (i, key) in keys.iter().enumerate() {
-        check_size(i + 1, key)?;
-    }
     Ok(keys)
 }
 
@@ -234,10 +343,7 @@ pub fn parse_private_key(text: &str) -> Result<RsaPrivateKey, KeyError> {
         }
         let block = blocks.remove(0);
         match block.label.as_str() {
-            "PRIVATE KEY" => RsaPrivateKey::from_pkcs8_der(&block.der)
-                .map_err(|_| invalid(1, "not an RSA PKCS#8 private key"))?,
-            "RSA PRIVATE KEY" => RsaPrivateKey::from_pkcs1_der(&block.der)
-                .map_err(|_| invalid(1, "not a PKCS#1 RSA private key"))?,
+            "PRIVATE KEY" | "RSA PRIVATE KEY" => RsaPrivateKey::from_der(&block.der)?,
             "ENCRYPTED PRIVATE KEY" => {
                 return Err(invalid(1, "encrypted private keys are not supported"))
             }
@@ -248,19 +354,14 @@ pub fn parse_private_key(text: &str) -> Result<RsaPrivateKey, KeyError> {
         let der = STANDARD
             .decode(b64)
             .map_err(|_| invalid(1, "invalid base64"))?;
-        RsaPrivateKey::from_pkcs8_der(&der)
-            .or_else(|_| RsaPrivateKey::from_pkcs1_der(&der))
-            .map_err(|_| invalid(1, "not an RSA private key"))?
+        RsaPrivateKey::from_der(&der)?
     };
-    check_size(1, &key)?;
     Ok(key)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rsa::pkcs1::EncodeRsaPublicKey;
-    use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 
     const PUB_PEM: &str = include_str!("../../tests/vectors/platform_public_key.pem");
     const PUB_BARE: &str = include_str!("../../tests/vectors/platform_public_key.bare.txt");
@@ -268,6 +369,12 @@ mod tests {
     const PUB2_PEM: &str = include_str!("../../tests/vectors/second_public_key.pem");
     const PUB2_PKCS1: &str = include_str!("../../tests/vectors/second_public_key.pkcs1.pem");
     const PRIV2_PKCS1: &str = include_str!("../../tests/vectors/second_private_key.pkcs1.pem");
+    const PRIV2_PKCS8: &str = include_str!("../../tests/vectors/second_private_key.pem");
+
+    /// The base64 body of a PEM text, on one line.
+    fn pem_body(pem: &str) -> String {
+        pem.lines().filter(|l| !l.starts_with("-----")).collect()
+    }
 
     fn platform_key() -> RsaPublicKey {
         parse_public_keys(PUB_PEM).unwrap().remove(0)
@@ -309,7 +416,8 @@ mod tests {
         let bare = parse_public_keys(PUB_BARE).unwrap();
         assert_eq!(pem.len(), 1);
         assert_eq!(pem, bare);
-        assert_eq!(pem[0].n().bits(), 2048);
+        assert_eq!(pem[0].bits(), 2048);
+        assert_eq!(STANDARD.encode(pem[0].spki_der()), PUB_BARE.trim());
     }
 
     #[test]
@@ -345,8 +453,8 @@ mod tests {
         let pems = parse_public_keys(&format!("{PUB2_PEM},{PUB_PEM}")).unwrap();
         assert_eq!(pems, vec![second.clone(), key.clone()]);
 
-        let second_bare = second.to_public_key_der().unwrap();
-        let second_bare = STANDARD.encode(second_bare.as_bytes());
+        let second_bare = STANDARD.encode(second.spki_der());
+        assert_eq!(second_bare, pem_body(PUB2_PEM));
         for text in [
             format!("{}, {second_bare}", PUB_BARE.trim()),
             format!("{},{second_bare},", PUB_BARE.trim()),
@@ -361,8 +469,10 @@ mod tests {
             );
         }
         // Bare PKCS#1 DER is tolerated too.
-        let pkcs1 = STANDARD.encode(second.to_pkcs1_der().unwrap().as_bytes());
-        assert_eq!(parse_public_keys(&pkcs1).unwrap(), vec![second]);
+        assert_eq!(
+            parse_public_keys(&pem_body(PUB2_PKCS1)).unwrap(),
+            vec![second]
+        );
     }
 
     #[test]
@@ -395,25 +505,27 @@ mod tests {
     #[test]
     fn private_key_forms() {
         let key = parse_private_key(PRIV_PEM).unwrap();
-        assert_eq!(key.to_public_key(), platform_key());
+        assert_eq!(key.bits(), 2048);
+        assert_eq!(key.public_key(), platform_key());
         let escaped = PRIV_PEM.trim_end().replace('\n', "\\n");
-        assert_eq!(parse_private_key(&escaped).unwrap(), key);
-        let bare: String = PRIV_PEM
-            .lines()
-            .filter(|l| !l.starts_with("-----"))
-            .collect();
-        assert_eq!(parse_private_key(&bare).unwrap(), key);
+        assert_eq!(
+            parse_private_key(&escaped).unwrap().public_key(),
+            platform_key()
+        );
+        assert_eq!(
+            parse_private_key(&pem_body(PRIV_PEM)).unwrap().public_key(),
+            platform_key()
+        );
 
-        let pkcs1 = parse_private_key(PRIV2_PKCS1).unwrap();
         let second = parse_public_keys(PUB2_PEM).unwrap().remove(0);
-        assert_eq!(pkcs1.to_public_key(), second);
-        let pkcs1_bare: String = PRIV2_PKCS1
-            .lines()
-            .filter(|l| !l.starts_with("-----"))
-            .collect();
-        assert_eq!(parse_private_key(&pkcs1_bare).unwrap(), pkcs1);
-        let pkcs8_pem = pkcs1.to_pkcs8_pem(LineEnding::LF).unwrap();
-        assert_eq!(parse_private_key(&pkcs8_pem).unwrap(), pkcs1);
+        for text in [
+            PRIV2_PKCS1.to_owned(),
+            pem_body(PRIV2_PKCS1),
+            PRIV2_PKCS8.to_owned(),
+            pem_body(PRIV2_PKCS8),
+        ] {
+            assert_eq!(parse_private_key(&text).unwrap().public_key(), second);
+        }
     }
 
     #[test]
@@ -452,5 +564,47 @@ mod tests {
                 bits: 1024
             }
         ));
+        assert!(matches!(
+            parse_public_keys(&format!("{},{SMALL}", PUB_BARE.trim())).unwrap_err(),
+            KeyError::TooSmall {
+                index: 2,
+                bits: 1024
+            }
+        ));
+        // A 1024-bit PKCS#8 private key (generated with openssl, test only).
+        const SMALL_PRIVATE: &str = "MIICdwIBADANBgkqhkiG9w0BAQEFAASCAmEwggJdAgEAAoGBAKpWZakyO2iLrXwaiuq9xoKVDin4Rgz2fVkj/nXqGKRZbkdsp0C2liPMSiliDjQ6H0oCi+vhEzOBSFIm/CpvgoQNXali5LwoWeWiRSsWgeXOwfeY7MxqlroHbZ4wmR0jwGnHU4xYDUjP+9giNyl2Ufhe9GaMps7qxK17w8l+djzpAgMBAAECgYA9PMxVlKqI/lZDXKN+mvVn8sBh1FESzfboeik8KQns4/3ijaxfdoTpn8M1t3vVyOOAzwOQrJ0jkiH27u8PLoGj80W1DIhoPtjVxbL7jmXG2yfVodDckHyQ+LksFBdVm1NDvFdRxB1MWtNN10NmctACk+SaqZBmWxItUbip7GIfgQJBAOBTzVkTSm0zXD7t+sLC+wwby4Cfn5wSfE999HFZ49mcdGtWIqnnsjXc5qWJj1Lbc8zQTX/qaNgLdKtQHe7EydECQQDCYyirZIrqEQb8hhpU1u1FX89lIBytu/Q1+TG2x0BNLyYukmXwFpxTpslM8ZnajRH5cod75jh3RCoi3b3/2G+ZAkEAg6YKpBTjH9T9dNz6xePhqwiA1FpZNCHRHGGh3AfR5PqhhACH1UhpWJzsKwfgudKaUf+JC+HIZ8nJTWR2PJL2kQJAI4TI3qBtfZ2E4EmEsDHhgwaht8GpW9l3IxGYkuRPjIrr+CCJ/dez0tkr+SJAUZ3rReA2f14uvSQ4asyHtiMPKQJBAIezf83AM01LfsTqfZHEWUdMc1l441/wNicF0lRSt6xVa/CsVIlCD/hR37C2a0mLrrTxr4wcSGLJyaycOBrrz/A=";
+        assert_eq!(
+            parse_private_key(SMALL_PRIVATE).unwrap_err(),
+            KeyError::Invalid {
+                index: 1,
+                reason: "RSA private key under 2048 bits"
+            }
+        );
+    }
+
+    #[test]
+    fn trailing_bytes_after_a_key_are_rejected() {
+        let mut der = STANDARD.decode(PUB_BARE.trim()).unwrap();
+        der.push(0);
+        assert!(matches!(
+            parse_public_keys(&STANDARD.encode(&der)).unwrap_err(),
+            KeyError::Invalid { index: 1, .. }
+        ));
+        let mut der = STANDARD.decode(pem_body(PRIV2_PKCS8)).unwrap();
+        der.extend_from_slice(&[0x05, 0x00]);
+        assert!(matches!(
+            parse_private_key(&STANDARD.encode(&der)).unwrap_err(),
+            KeyError::Invalid { index: 1, .. }
+        ));
+        let mut der = STANDARD.decode(pem_body(PRIV2_PKCS1)).unwrap();
+        der.extend_from_slice(&[0x05, 0x00]);
+        assert!(parse_private_key(&STANDARD.encode(&der)).is_err());
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let key = parse_private_key(PRIV_PEM).unwrap();
+        assert_eq!(format!("{key:?}"), "RsaPrivateKey(<redacted 2048 bits>)");
+        assert_eq!(format!("{:?}", platform_key()), "RsaPublicKey(2048 bits)");
     }
 }

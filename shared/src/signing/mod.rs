@@ -17,8 +17,11 @@ mod keys;
 mod scheme;
 
 pub use header::{Algorithm, Authorization, SignDatetime, UnknownAlgorithm, MAX_HEADER_LEN};
-pub use keys::{parse_private_key, parse_public_keys, HmacSecret, KeyError, MIN_RSA_BITS};
-pub use scheme::{KeyRing, Signer, Verifier};
+pub use keys::{
+    parse_private_key, parse_public_keys, HmacSecret, KeyError, RsaPrivateKey, RsaPublicKey,
+    MIN_RSA_BITS,
+};
+pub use scheme::{KeyRing, Rsa2Signer, Signer, Verifier};
 
 /// Why a request or reply signature was not accepted.
 ///

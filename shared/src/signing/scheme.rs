@@ -1,18 +1,20 @@
 //! Signing and verifying `SigningContent` = body bytes ‖ `Datetime` text.
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use aws_lc_rs::digest::{Context, Digest, SHA256};
+use aws_lc_rs::signature::RSA_PKCS1_SHA256;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use rsa::traits::PublicKeyParts;
-use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use subtle::{Choice, ConstantTimeEq};
 use time::OffsetDateTime;
 
-use super::keys::{HmacSecret, KeyError, MIN_RSA_BITS};
+use super::keys::{HmacSecret, RsaPrivateKey, RsaPublicKey};
 use super::{Algorithm, Authorization, SignDatetime, SignError};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -25,12 +27,50 @@ fn hmac_tag(secret: &HmacSecret, body: &[u8], datetime: &SignDatetime) -> [u8; 3
     mac.finalize().into_bytes().into()
 }
 
-fn content_digest(body: &[u8], datetime: &SignDatetime) -> [u8; 32] {
-    Sha256::new()
-        .chain_update(body)
-        .chain_update(datetime.as_str().as_bytes())
-        .finalize()
-        .into()
+/// SHA-256 of `SigningContent`, the message of a TSK-RSA2 signature.
+fn content_digest(body: &[u8], datetime: &SignDatetime) -> Digest {
+    let mut ctx = Context::new(&SHA256);
+    ctx.update(body);
+    ctx.update(datetime.as_str().as_bytes());
+    ctx.finish()
+}
+
+/// How many recent TSK-RSA2 signatures a [`Signer`] remembers.
+const RECENT_SIGNATURES: usize = 4;
+
+/// A TSK-RSA2 private key and the signatures it made last.
+///
+/// RSASSA-PKCS1-v1_5 is deterministic: a signature depends only on the key
+/// and the digest of `SigningContent`, so a remembered one is, byte for
+/// byte, what signing again would produce. Replies repeat
+/// (`{"retCode":"SUCCESS"}`) and `Datetime` has a resolution of one second,
+/// so an instance under load pays for the private-key operation (hundreds
+/// of microseconds) once per distinct reply and second, not once per reply.
+pub struct Rsa2Signer {
+    key: RsaPrivateKey,
+    recent: Mutex<VecDeque<([u8; 32], Arc<str>)>>,
+}
+
+impl Rsa2Signer {
+    fn signature(&self, digest: &Digest) -> Arc<str> {
+        let mut id = [0u8; 32];
+        id.copy_from_slice(digest.as_ref());
+        let lock = || self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, sig)) = lock().iter().find(|(d, _)| *d == id) {
+            return Arc::clone(sig);
+        }
+        let pair = self.key.pair();
+        let mut sig = vec![0u8; pair.public_modulus_len()];
+        pair.sign_digest(&RSA_PKCS1_SHA256, digest, &mut sig)
+            .expect("an RSA key pair of 2048 to 8192 bits signs any SHA-256 digest");
+        let sig: Arc<str> = STANDARD.encode(sig).into();
+        let mut recent = lock();
+        if recent.len() == RECENT_SIGNATURES {
+            recent.pop_front();
+        }
+        recent.push_back((id, Arc::clone(&sig)));
+        sig
+    }
 }
 
 /// Signs what this side sends.
@@ -38,18 +78,18 @@ fn content_digest(body: &[u8], datetime: &SignDatetime) -> [u8; 32] {
 pub enum Signer {
     /// TSK-HMAC-SHA256-BASIC with the skill secret.
     Hmac(HmacSecret),
-    /// TSK-RSA2 with this side's private key.
-    Rsa2(Box<RsaPrivateKey>),
+    /// TSK-RSA2 with this side's private key (see [`Signer::rsa2`]).
+    Rsa2(Arc<Rsa2Signer>),
 }
 
 impl Signer {
-    /// A TSK-RSA2 signer; rejects keys under [`MIN_RSA_BITS`] bits.
-    pub fn rsa2(key: RsaPrivateKey) -> Result<Self, KeyError> {
-        let bits = key.n().bits();
-        if bits < MIN_RSA_BITS {
-            return Err(KeyError::TooSmall { index: 1, bits });
-        }
-        Ok(Signer::Rsa2(Box::new(key)))
+    /// A TSK-RSA2 signer. [`RsaPrivateKey`] only holds keys of at least
+    /// [`super::MIN_RSA_BITS`] bits.
+    pub fn rsa2(key: RsaPrivateKey) -> Self {
+        Signer::Rsa2(Arc::new(Rsa2Signer {
+            key,
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_SIGNATURES)),
+        }))
     }
 
     /// The algorithm this signer produces.
@@ -61,14 +101,6 @@ impl Signer {
     }
 
     /// Signs `body` (exactly the bytes that will be sent) at `now`.
-    ///
-    /// RSA signing is deterministic (PKCS#1 v1.5); the random number
-    /// generator only blinds the private-key operation.
-    ///
-    /// # Panics
-    /// If an RSA key is too small to hold a SHA-256 DigestInfo (under 512
-    /// bits); keys from [`super::parse_private_key`] or [`Signer::rsa2`]
-    /// have at least 2048 bits.
     pub fn sign(&self, body: &[u8], now: OffsetDateTime) -> Authorization {
         self.sign_at(body, SignDatetime::from_time(now))
     }
@@ -77,17 +109,7 @@ impl Signer {
     pub fn sign_at(&self, body: &[u8], datetime: SignDatetime) -> Authorization {
         let signature = match self {
             Signer::Hmac(secret) => hex::encode(hmac_tag(secret, body, &datetime)),
-            Signer::Rsa2(key) => {
-                let digest = content_digest(body, &datetime);
-                let sig = key
-                    .sign_with_rng(
-                        &mut rand::thread_rng(),
-                        Pkcs1v15Sign::new::<Sha256>(),
-                        &digest,
-                    )
-                    .expect("RSA key large enough for a SHA-256 PKCS#1 v1.5 signature");
-                STANDARD.encode(sig)
-            }
+            Signer::Rsa2(rsa) => rsa.signature(&content_digest(body, &datetime)).to_string(),
         };
         Authorization {
             algorithm: self.algorithm(),
@@ -101,7 +123,7 @@ impl fmt::Debug for Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Signer::Hmac(_) => f.write_str("Signer::Hmac(<redacted>)"),
-            Signer::Rsa2(key) => write!(f, "Signer::Rsa2(<redacted {} bits>)", key.n().bits()),
+            Signer::Rsa2(rsa) => write!(f, "Signer::Rsa2(<redacted {} bits>)", rsa.key.bits()),
         }
     }
 }
@@ -245,10 +267,8 @@ fn verify_rsa2(
         return false;
     };
     let digest = content_digest(body, datetime);
-    keys.iter().any(|key| {
-        key.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &given)
-            .is_ok()
-    })
+    keys.iter()
+        .any(|key| key.parsed().verify_digest_sig(&digest, &given).is_ok())
 }
 
 impl fmt::Debug for Verifier {
@@ -449,6 +469,48 @@ mod tests {
             ring.verify(Some(&stranger.to_string()), b"{}", at()),
             Err(SignError::BadSignature)
         );
+    }
+
+    #[test]
+    fn rsa2_remembered_signatures_are_the_fresh_ones() {
+        let key = crate::signing::parse_private_key(include_str!(
+            "../../tests/vectors/platform_private_key.pem"
+        ))
+        .unwrap();
+        let signer = Signer::rsa2(key.clone());
+        let verifier = Verifier::rsa2(vec![key.public_key()]);
+        let bodies: Vec<String> = (0..RECENT_SIGNATURES + 2)
+            .map(|i| format!("{{\"retCode\":\"SUCCESS\",\"n\":{i}}}"))
+            .collect();
+        // Twice round more bodies than are remembered: every signature,
+        // remembered or evicted and made again, is the one a new signer makes.
+        for _ in 0..2 {
+            for body in &bodies {
+                let auth = signer.sign(body.as_bytes(), at());
+                assert_eq!(auth, signer.sign(body.as_bytes(), at()));
+                assert_eq!(auth, Signer::rsa2(key.clone()).sign(body.as_bytes(), at()));
+                verifier
+                    .verify(Some(&auth.to_string()), body.as_bytes(), at(), SKEW)
+                    .unwrap();
+            }
+        }
+        let Signer::Rsa2(rsa) = &signer else {
+            unreachable!()
+        };
+        assert_eq!(rsa.recent.lock().unwrap().len(), RECENT_SIGNATURES);
+        // The next second is other SigningContent, hence another signature.
+        let later = at() + time::Duration::seconds(1);
+        let next = signer.sign(bodies[0].as_bytes(), later);
+        assert_ne!(
+            next.signature,
+            signer.sign(bodies[0].as_bytes(), at()).signature
+        );
+        verifier
+            .verify(Some(&next.to_string()), bodies[0].as_bytes(), later, SKEW)
+            .unwrap();
+        // A clone shares what was remembered.
+        let clone = signer.clone();
+        assert_eq!(clone.sign(bodies[0].as_bytes(), later), next);
     }
 
     #[test]

@@ -135,9 +135,9 @@ impl Platform {
                 let platform = signing::parse_private_key(PLATFORM_PRIVATE_KEY)?;
                 let skill_public = signing::parse_public_keys(SKILL_PUBLIC_KEY)?;
                 Platform {
-                    signer: Signer::rsa2(platform.clone())?,
+                    signer: Signer::rsa2(platform.clone()),
                     reply_verifier: KeyRing {
-                        signer: Signer::rsa2(platform)?,
+                        signer: Signer::rsa2(platform),
                         verifier: Verifier::rsa2(skill_public),
                         skew,
                     },

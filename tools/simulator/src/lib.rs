@@ -209,7 +209,7 @@ impl SimConfig {
                 let public = signing::parse_public_keys(&required("DINGDANG_SKILL_PUBLIC_KEY")?)
                     .map_err(|e| format!("DINGDANG_SKILL_PUBLIC_KEY is malformed: {e}"))?;
                 KeyRing {
-                    signer: Signer::Rsa2(Box::new(private)),
+                    signer: Signer::rsa2(private),
                     verifier: Verifier::rsa2(public),
                     skew,
                 }

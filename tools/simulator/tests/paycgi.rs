@@ -770,12 +770,12 @@ async fn rsa2_both_ways() {
     let skill_private = signing::parse_private_key(&vector("second_private_key.pem")).unwrap();
     let skill_public = signing::parse_public_keys(&vector("second_public_key.pem")).unwrap();
     let platform_keys = KeyRing {
-        signer: Signer::rsa2(platform_private).unwrap(),
+        signer: Signer::rsa2(platform_private),
         verifier: Verifier::rsa2(skill_public),
         skew: KeyRing::DEFAULT_SKEW,
     };
     let skill_keys = KeyRing {
-        signer: Signer::rsa2(skill_private).unwrap(),
+        signer: Signer::rsa2(skill_private),
         verifier: Verifier::rsa2(platform_public),
         skew: KeyRing::DEFAULT_SKEW,
     };
