@@ -74,13 +74,6 @@ fn logs() -> &'static Buffer {
     })
 }
 
-/// Lines that do not carry the transactionId yet although they are about
-/// a verified notification. KNOWN GAP, reported: the access line that
-/// `shared/src/http/notify.rs` logs once per request is written outside the
-/// notification's span and without the id. Remove the entry once it
-/// carries it; the check then covers that line too.
-const KNOWN_WITHOUT_TRANSACTION_ID: &[&str] = &["notification answered"];
-
 /// The tests of this binary share the buffer: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -196,10 +189,7 @@ impl Run {
                 let ours = json["target"]
                     .as_str()
                     .is_some_and(|t| t.starts_with("dingdang"));
-                let exempt = json["fields"]["message"]
-                    .as_str()
-                    .is_some_and(|m| KNOWN_WITHOUT_TRANSACTION_ID.contains(&m));
-                if let (true, false, Some(txn)) = (ours, exempt, &logged.transaction_id) {
+                if let (true, Some(txn)) = (ours, &logged.transaction_id) {
                     if !line.contains(txn.as_str()) {
                         problems.push(format!(
                             "{}: a line without transactionId {txn}: {line}",
