@@ -307,3 +307,37 @@ async fn refused_refunds_platform_failures_and_reconcile_findings_are_counted() 
     assert_eq!(sweep[Metric::ReconcileErrors.name()], 0);
     assert_eq!(sweep["Function"], metrics::function_name("reconcile"));
 }
+
+#[tokio::test]
+async fn create_order_requests_are_counted_with_their_trade_no() {
+    let capture = Capture::start();
+    let app = dingdang_tests::spawn_app(Settings::hmac()).await;
+    let body = serde_json::to_vec(&json!({
+        "skillId": dingdang_tests::SKILL,
+        "userToken": "user-42",
+        "details": [{"itemId": "song-1", "quantity": 1, "amount": 300}],
+        "totalAmt": 300,
+        "nonceStr": id("N"),
+    }))
+    .unwrap();
+    let signed = || Some(dingdang_tests::sign(&app.keys, &body));
+    let first = app.post_path("/create-order", body.clone(), signed()).await;
+    let trade_no = first.json()["tradeNo"].as_str().unwrap().to_owned();
+    let retry = app.post_path("/create-order", body.clone(), signed()).await;
+    assert_eq!(retry.json()["tradeNo"], trade_no.as_str());
+    let unsigned = app.post_path("/create-order", body.clone(), None).await;
+    assert_eq!(unsigned.status, 401);
+
+    let lines = capture.lines();
+    let create = |line: &Value| line["Function"] == "create-order";
+    let about = |line: &Value| create(line) && line["tradeNo"] == trade_no.as_str();
+    assert_eq!(sum(&lines, Metric::NotificationReceived, create), 3.0);
+    assert_eq!(sum(&lines, Metric::OrderCreated, about), 1.0);
+    assert_eq!(sum(&lines, Metric::DuplicateReplayed, about), 1.0);
+    assert_eq!(sum(&lines, Metric::RejectedSignature, create), 1.0);
+    for line in lines.iter().filter(|l| create(l)) {
+        let outcome = line["outcome"].as_str().expect("an outcome");
+        let metric = Metric::for_outcome(outcome).expect("a metric per outcome");
+        assert_eq!(line[metric.name()], 1, "{line}");
+    }
+}

@@ -3,14 +3,12 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Instant;
 
-use lambda_http::http::{HeaderValue, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use time::OffsetDateTime;
 
-use super::notify::{Answer, Inbound, InboundError};
-use super::{body_bytes, header, json_response, request_id, wrong_content_type};
+use super::notify::{Answer, Concerns, Inbound};
 use crate::config::Config;
 use crate::domain::orders::{
     new_trade_no, request_key, PlatformCreated, PlatformOrder, PlatformOrderStore,
@@ -46,30 +44,12 @@ impl CreateOrderApp {
     }
 
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, Infallible> {
-        let started = Instant::now();
-        let now = OffsetDateTime::now_utc();
-        let (status, reply, outcome) = if wrong_content_type(&request) {
-            refused(&InboundError::ContentType)
-        } else {
-            self.create(header(&request, "authorization"), body_bytes(&request), now)
-                .await
-        };
-        tracing::info!(
-            endpoint = "create-order",
-            request_id = %request_id(&request),
-            outcome,
-            status = status.as_u16(),
-            trade_no = reply.trade_no.as_ref().map(|t| t.as_str()),
-            duration_ms = started.elapsed().as_millis() as u64,
-            "create-order answered"
-        );
-        let body = reply.to_bytes();
-        let authorization = self.inbound.keys.sign(&body, now).to_string();
-        let mut response = json_response(status, body);
-        if let Ok(value) = HeaderValue::from_str(&authorization) {
-            response.headers_mut().insert("authorization", value);
-        }
-        Ok(response)
+        Ok(self
+            .inbound
+            .serve("create-order", &request, |authorization, body, now, _| {
+                self.create(authorization, body, now)
+            })
+            .await)
     }
 
     /// Decides one request from its `Authorization` header and raw body.
@@ -78,13 +58,13 @@ impl CreateOrderApp {
         authorization: Option<&str>,
         body: &[u8],
         now: OffsetDateTime,
-    ) -> (StatusCode, CreateOrderReply, &'static str) {
+    ) -> Answer<CreateOrderReply> {
         let request: CreateOrderRequest = match self.inbound.verify(authorization, body, now) {
             Ok(request) => request,
-            Err(err) => return refused(&err),
+            Err(err) => return Answer::refused(&err),
         };
         if request.skill_id != self.skill_id {
-            return (
+            return Answer::new(
                 StatusCode::FORBIDDEN,
                 CreateOrderReply::fail("unknown skill"),
                 "wrong_skill",
@@ -110,46 +90,29 @@ impl CreateOrderApp {
                 expires: at + i64::try_from(self.inbound.keys.skew.as_secs() * 2).unwrap_or(360),
             },
         };
-        match self.store.create_for_platform(&order, at).await {
+        let (trade_no, outcome) = match self.store.create_for_platform(&order, at).await {
             Ok(PlatformCreated::Created(trade_no)) => {
                 tracing::info!(
                     trade_no = trade_no.as_str(),
                     total_amt = request.total_amt.get(),
                     "order created for the platform"
                 );
-                (
-                    StatusCode::OK,
-                    CreateOrderReply::success(trade_no),
-                    "created",
+                (trade_no, "created")
+            }
+            Ok(PlatformCreated::Existing(trade_no)) => (trade_no, "duplicate"),
+            Ok(PlatformCreated::NonceReused) => {
+                return Answer::new(
+                    StatusCode::UNAUTHORIZED,
+                    CreateOrderReply::fail("replayed nonceStr"),
+                    "replay",
                 )
             }
-            Ok(PlatformCreated::Existing(trade_no)) => (
-                StatusCode::OK,
-                CreateOrderReply::success(trade_no),
-                "duplicate",
-            ),
-            Ok(PlatformCreated::NonceReused) => (
-                StatusCode::UNAUTHORIZED,
-                CreateOrderReply::fail("replayed nonceStr"),
-                "replay",
-            ),
-            Err(err) => {
-                let answer = Answer::internal(&err);
-                (
-                    answer.status,
-                    CreateOrderReply::fail(answer.reply.ret_msg.unwrap_or_default()),
-                    answer.outcome,
-                )
-            }
-        }
+            Err(err) => return Answer::internal(&err),
+        };
+        let concerns = Concerns {
+            trade_no: Some(trade_no.as_str().to_owned()),
+            ..Concerns::default()
+        };
+        Answer::ok(CreateOrderReply::success(trade_no), outcome).concerning(concerns)
     }
-}
-
-fn refused(err: &InboundError) -> (StatusCode, CreateOrderReply, &'static str) {
-    let answer = Answer::refused(err);
-    (
-        answer.status,
-        CreateOrderReply::fail(answer.reply.ret_msg.unwrap_or_default()),
-        answer.outcome,
-    )
 }

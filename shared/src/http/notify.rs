@@ -1,6 +1,7 @@
-//! What every platform → partner notification endpoint shares: the
-//! content-type check, signature verification over the raw body, parsing,
-//! and the signed JSON reply. Errors become status codes here.
+//! What every platform → partner endpoint (the notifications and
+//! create-order) shares: the content-type check, signature verification
+//! over the raw body, parsing, and the signed JSON reply. Errors become
+//! status codes here.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use tracing::Instrument;
 use super::{body_bytes, deadline, header, json_response, request_id, wrong_content_type};
 use crate::observability::error_chain;
 use crate::observability::metrics::{Event, Metric};
-use crate::protocol::{self, ParseError, Reply};
+use crate::protocol::{self, CreateOrderReply, ParseError, Reply};
 use crate::signing::{KeyRing, SignError};
 use crate::EpochSecs;
 
@@ -30,11 +31,37 @@ pub enum InboundError {
     Signature(#[from] SignError),
 }
 
-/// The answer to one notification, before it is signed.
+/// A reply body the partner signs and sends back to the platform.
+pub trait SignedReply {
+    /// `{"retCode":"FAIL","retMsg":msg}` in this reply's shape.
+    fn fail(msg: String) -> Self;
+    /// The JSON body, exactly the bytes that are signed and sent.
+    fn to_bytes(&self) -> Vec<u8>;
+}
+
+impl SignedReply for Reply {
+    fn fail(msg: String) -> Self {
+        Reply::fail(msg)
+    }
+    fn to_bytes(&self) -> Vec<u8> {
+        Reply::to_bytes(self)
+    }
+}
+
+impl SignedReply for CreateOrderReply {
+    fn fail(msg: String) -> Self {
+        CreateOrderReply::fail(msg)
+    }
+    fn to_bytes(&self) -> Vec<u8> {
+        CreateOrderReply::to_bytes(self)
+    }
+}
+
+/// The answer to one request from the platform, before it is signed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
+pub struct Answer<R = Reply> {
     pub status: StatusCode,
-    pub reply: Reply,
+    pub reply: R,
     /// The outcome's short code (`fulfilled`, `duplicate`, `signature`...),
     /// for logs and metrics.
     pub outcome: &'static str,
@@ -51,8 +78,8 @@ pub struct Concerns {
     pub refund_trade_no: Option<String>,
 }
 
-impl Answer {
-    pub fn new(status: StatusCode, reply: Reply, outcome: &'static str) -> Self {
+impl<R: SignedReply> Answer<R> {
+    pub fn new(status: StatusCode, reply: R, outcome: &'static str) -> Self {
         Self {
             status,
             reply,
@@ -61,7 +88,7 @@ impl Answer {
         }
     }
 
-    pub fn ok(reply: Reply, outcome: &'static str) -> Self {
+    pub fn ok(reply: R, outcome: &'static str) -> Self {
         Self::new(StatusCode::OK, reply, outcome)
     }
 
@@ -85,7 +112,7 @@ impl Answer {
             InboundError::Signature(_) => (StatusCode::UNAUTHORIZED, "signature"),
         };
         tracing::warn!(reason = outcome, error = %err, "notification refused");
-        Self::new(status, Reply::fail(err.to_string()), outcome)
+        Self::new(status, R::fail(err.to_string()), outcome)
     }
 
     /// Our own failure (the store, a dependency): logged with its cause
@@ -94,7 +121,7 @@ impl Answer {
         tracing::error!(error = %error_chain(err), "notification failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            Reply::fail("internal error, retry later"),
+            R::fail("internal error, retry later".to_owned()),
             "error",
         )
     }
@@ -121,15 +148,16 @@ impl Inbound {
     /// Runs `decide` on one Lambda request and returns the signed reply,
     /// with one log line and one metrics line per request. Every log line
     /// of the request carries its `request_id`.
-    pub async fn serve<'a, F, Fut>(
+    pub async fn serve<'a, R, F, Fut>(
         &self,
         name: &'static str,
         request: &'a Request,
         decide: F,
     ) -> Response<Body>
     where
+        R: SignedReply,
         F: FnOnce(Option<&'a str>, &'a [u8], OffsetDateTime, EpochSecs) -> Fut,
-        Fut: Future<Output = Answer>,
+        Fut: Future<Output = Answer<R>>,
     {
         let started = Instant::now();
         let now = OffsetDateTime::now_utc();
@@ -159,7 +187,7 @@ impl Inbound {
                 trade_no = concerns.trade_no.as_deref(),
                 refund_trade_no = concerns.refund_trade_no.as_deref(),
                 duration_ms = elapsed.as_millis() as u64,
-                "notification answered"
+                "platform request answered"
             );
             Event::new(name)
                 .count(Metric::NotificationReceived)
@@ -179,7 +207,11 @@ impl Inbound {
     }
 
     /// The reply as JSON, with an `Authorization` header over its body.
-    pub fn signed_response(&self, answer: &Answer, now: OffsetDateTime) -> Response<Body> {
+    pub fn signed_response<R: SignedReply>(
+        &self,
+        answer: &Answer<R>,
+        now: OffsetDateTime,
+    ) -> Response<Body> {
         let body = answer.reply.to_bytes();
         let authorization = self.keys.sign(&body, now).to_string();
         let mut response = json_response(answer.status, body);

@@ -83,11 +83,13 @@ macro_rules! metrics {
 }
 
 metrics! {
-    /// Every request to a notification endpoint (ship-notify, refund-notify).
+    /// Every request to an endpoint the platform calls (ship-notify,
+    /// refund-notify, create-order).
     NotificationReceived => Count,
     /// A ship notification granted the order (outcome `fulfilled`).
     Fulfilled => Count,
-    /// A redelivered ship notification answered with the first reply (`duplicate`).
+    /// A redelivered ship notification answered with the first reply, or a
+    /// repeated create-order request answered with the first order number (`duplicate`).
     DuplicateReplayed => Count,
     /// A ship notification for a payment the order already records (`already_fulfilled`).
     AlreadyFulfilled => Count,
@@ -115,6 +117,8 @@ metrics! {
     FulfilmentFailed => Count,
     /// Our own failure (store, dependency) answering a notification (`error`).
     NotificationError => Count,
+    /// create-order registered a new order (`created`).
+    OrderCreated => Count,
     /// A refund result notification moved a refund (`applied`).
     RefundResultApplied => Count,
     /// A refund result notification that changed nothing (`acknowledged`).
@@ -171,6 +175,7 @@ impl Metric {
             "in_progress" => Self::InProgress,
             "fulfilment_failed" => Self::FulfilmentFailed,
             "error" => Self::NotificationError,
+            "created" => Self::OrderCreated,
             "applied" => Self::RefundResultApplied,
             "acknowledged" => Self::RefundResultAcknowledged,
             "unknown_refund" => Self::UnknownRefund,
@@ -453,7 +458,18 @@ mod tests {
                 outcome.code()
             );
         }
-        for code in ["signature", "clock", "bad_request", "content_type", "error"] {
+        // The same for create-order's outcomes.
+        for code in [
+            "signature",
+            "clock",
+            "bad_request",
+            "content_type",
+            "error",
+            "created",
+            "duplicate",
+            "replay",
+            "wrong_skill",
+        ] {
             assert!(Metric::for_outcome(code).is_some(), "{code}");
         }
         assert_eq!(Metric::for_outcome("nonsense"), None);
