@@ -18,6 +18,9 @@ use der::Decode as _;
 /// Smallest RSA modulus accepted, in bits (the platform uses 2048-bit keys).
 pub const MIN_RSA_BITS: usize = 2048;
 
+/// Largest RSA modulus accepted, in bits (what aws-lc signs and verifies).
+pub const MAX_RSA_BITS: usize = 8192;
+
 /// Why key text was rejected. Messages never contain key material; `index`
 /// is the 1-based position of the offending key in the text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -182,6 +185,9 @@ impl RsaPublicKey {
         let bits = usize::try_from(bits).map_err(|_| not_rsa())?;
         if bits < MIN_RSA_BITS {
             return Err(KeyError::TooSmall { index, bits });
+        }
+        if bits > MAX_RSA_BITS {
+            return Err(invalid(index, "RSA key over 8192 bits"));
         }
         let key = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, pkcs1.as_ref())
             .map_err(|_| not_rsa())?;
@@ -599,6 +605,21 @@ mod tests {
         let mut der = STANDARD.decode(pem_body(PRIV2_PKCS1)).unwrap();
         der.extend_from_slice(&[0x05, 0x00]);
         assert!(parse_private_key(&STANDARD.encode(&der)).is_err());
+    }
+
+    #[test]
+    fn keys_over_8192_bits_rejected() {
+        // PKCS#1 RSAPublicKey { n = 2^8199 + 1 (8200 bits), e = 65537 }.
+        let mut der = vec![0x30, 0x82, 0x04, 0x0b, 0x02, 0x82, 0x04, 0x02, 0x00, 0x80];
+        der.extend([0u8; 1023]);
+        der.extend([0x01, 0x02, 0x03, 0x01, 0x00, 0x01]);
+        assert_eq!(
+            parse_public_keys(&STANDARD.encode(&der)).unwrap_err(),
+            KeyError::Invalid {
+                index: 1,
+                reason: "RSA key over 8192 bits"
+            }
+        );
     }
 
     #[test]
