@@ -1,12 +1,20 @@
-//! The bad-input corpus (tests/corpus/ship-notify/, described in
-//! tests/corpus/README.md) against one spawned app: every case is answered
-//! with its expected status and a signed `{"retCode":"FAIL","retMsg":...}`
-//! (a non-empty retMsg of at most 32 bytes), nothing panics, and nothing is
-//! written.
+//! The bad-input corpora (described in tests/corpus/README.md), each
+//! against one spawned app: every case is answered with its expected status
+//! and a signed `{"retCode":"FAIL","retMsg":...}` (a non-empty retMsg of at
+//! most 32 bytes), nothing panics, and nothing is written.
 //!
-//! Extension point: `run_corpus` takes the directory and the path to POST
-//! to, so a corpus for the refund notification endpoint is one more
-//! directory and one more test.
+//! - tests/corpus/ship-notify/: `POST /ship-notify`, aimed at an unpaid
+//!   order;
+//! - tests/corpus/refund-notify/: `POST /refund-notify`, aimed at a
+//!   `PROCESSING` refund of a paid order (a simulated platform behind the
+//!   app);
+//! - tests/corpus/create-order/: `POST /create-order`, where any accepted
+//!   case would create an order.
+//!
+//! Extension point: `run_corpus` takes the directory and a [`Target`] (the
+//! path to POST to, the placeholders of the record the app holds, and a
+//! valid request for it), so another endpoint is one more directory, one
+//! more `Target` and one more test.
 
 use std::path::{Path, PathBuf};
 
@@ -17,8 +25,72 @@ use dingdang_tests::{id, spawn_app, App, Settings, SKILL};
 use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 
-/// The amount of the order every case names as `{{TRADE}}`.
+/// The amount of the order every ship-notify case names as `{{TRADE}}`.
 const AMOUNT: i64 = 990;
+
+/// The amount of the paid order every refund-notify case names as
+/// `{{TRADE}}`.
+const REFUND_ORDER_AMOUNT: i64 = 1000;
+
+/// The amount of the refund of that order every refund-notify case names as
+/// `{{REFUND_TRADE}}`.
+const REFUND_AMOUNT: i64 = 400;
+
+/// What the cases of one corpus aim at: the path they are POSTed to, the
+/// record the app holds for them, and a valid request for that record.
+struct Target {
+    path: &'static str,
+    /// `{{NAME}}` placeholders naming the record the app holds, applied
+    /// before the fresh `{{TXN}}` and `{{NONCE}}` (so a target may fix
+    /// `{{TXN}}`).
+    held: Vec<(&'static str, String)>,
+    /// The valid request for the held record, with placeholders: the base of
+    /// `{{BASE64_VALID}}` and `{{VALID_AUTHORIZATION}}`.
+    valid: &'static str,
+}
+
+impl Target {
+    /// ship-notify: `{{TRADE}}` is an unpaid order of [`AMOUNT`] fen.
+    fn ship_notify(trade: &str) -> Self {
+        Self {
+            path: "/ship-notify",
+            held: vec![("{{TRADE}}", trade.to_owned())],
+            valid: r#"{"domainId":"{{SKILL}}","transactionId":"{{TXN}}","tradeNo":"{{TRADE}}","totalAmt":990,"nonceStr":"{{NONCE}}"}"#,
+        }
+    }
+
+    /// refund-notify: `{{REFUND_TRADE}}` is a `PROCESSING` refund of
+    /// [`REFUND_AMOUNT`] fen (platform serial `{{REFUND_TXN}}`) of the paid
+    /// order `{{TRADE}}` of [`REFUND_ORDER_AMOUNT`] fen (platform serial
+    /// `{{TXN}}`).
+    fn refund_notify(refund: &serde_json::Value) -> Self {
+        let field = |name: &str| {
+            refund[name]
+                .as_str()
+                .unwrap_or_else(|| panic!("refund without {name}: {refund}"))
+                .to_owned()
+        };
+        Self {
+            path: "/refund-notify",
+            held: vec![
+                ("{{TRADE}}", field("tradeNo")),
+                ("{{TXN}}", field("transactionId")),
+                ("{{REFUND_TRADE}}", field("refundTradeNo")),
+                ("{{REFUND_TXN}}", field("refundTransactionId")),
+            ],
+            valid: r#"{"domainId":"{{SKILL}}","transactionId":"{{TXN}}","tradeNo":"{{TRADE}}","refundTransactionId":"{{REFUND_TXN}}","refundTradeNo":"{{REFUND_TRADE}}","totalAmt":1000,"refundAmt":400,"refundStatus":"SUCCESS","refundStatusDesc":"退款成功","nonceStr":"{{NONCE}}"}"#,
+        }
+    }
+
+    /// create-order: nothing is held; a valid request creates an order.
+    fn create_order() -> Self {
+        Self {
+            path: "/create-order",
+            held: vec![],
+            valid: r#"{"skillId":"{{SKILL}}","userToken":"user42","details":[{"itemId":"song1","quantity":1,"amount":300},{"itemId":"album2","quantity":2,"amount":690}],"totalAmt":990,"nonceStr":"{{NONCE}}"}"#,
+        }
+    }
+}
 
 /// One case file.
 #[derive(Debug, Deserialize)]
@@ -90,15 +162,12 @@ struct Placeholders {
 }
 
 impl Placeholders {
-    fn new(trade: &str) -> Self {
-        Self {
-            values: vec![
-                ("{{SKILL}}", SKILL.to_owned()),
-                ("{{TRADE}}", trade.to_owned()),
-                ("{{TXN}}", id("T")),
-                ("{{NONCE}}", id("N")),
-            ],
-        }
+    fn new(target: &Target) -> Self {
+        let mut values = vec![("{{SKILL}}", SKILL.to_owned())];
+        values.extend(target.held.iter().cloned());
+        values.push(("{{TXN}}", id("T")));
+        values.push(("{{NONCE}}", id("N")));
+        Self { values }
     }
 
     fn apply(&self, bytes: &[u8]) -> Vec<u8> {
@@ -128,13 +197,6 @@ fn replace(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(rest);
     out
-}
-
-/// The valid notification for `placeholders`, as the platform sends it.
-fn valid_body(p: &Placeholders) -> Vec<u8> {
-    p.apply(
-        br#"{"domainId":"{{SKILL}}","transactionId":"{{TXN}}","tradeNo":"{{TRADE}}","totalAmt":990,"nonceStr":"{{NONCE}}"}"#,
-    )
 }
 
 impl Case {
@@ -245,10 +307,10 @@ pub fn corpus_files(dir: &str) -> Vec<PathBuf> {
 }
 
 /// What went wrong with one case, or `None`.
-async fn run_case(app: &App, path_on_app: &str, trade: &str, file: &Path) -> Option<String> {
+async fn run_case(app: &App, target: &Target, file: &Path) -> Option<String> {
     let case = Case::load(file);
-    let mut p = Placeholders::new(trade);
-    let valid = valid_body(&p);
+    let mut p = Placeholders::new(target);
+    let valid = p.apply(target.valid.as_bytes());
     let now = OffsetDateTime::now_utc();
     let good = app.keys.sign(&valid, now);
     p.add("{{BASE64_VALID}}", STANDARD.encode(&valid));
@@ -266,7 +328,7 @@ async fn run_case(app: &App, path_on_app: &str, trade: &str, file: &Path) -> Opt
         .unwrap_or_else(|| vec![("content-type".to_owned(), "application/json".to_owned())]);
     let mut request = app
         .http
-        .post(format!("{}{path_on_app}", app.base))
+        .post(format!("{}{}", app.base, target.path))
         .body(body);
     for (name, value) in &headers {
         let value = http::HeaderValue::from_bytes(p.text(value).as_bytes()).unwrap();
@@ -344,9 +406,9 @@ async fn run_case(app: &App, path_on_app: &str, trade: &str, file: &Path) -> Opt
     }
 }
 
-/// Runs every case of `dir` against `path_on_app`; panics listing all the
-/// cases that failed.
-async fn run_corpus(app: &App, dir: &str, path_on_app: &str, trade: &str, at_least: usize) {
+/// Runs every case of `dir` against `target`; panics listing all the cases
+/// that failed.
+async fn run_corpus(app: &App, dir: &str, target: &Target, at_least: usize) {
     let files = corpus_files(dir);
     assert!(
         files.len() >= at_least,
@@ -355,7 +417,7 @@ async fn run_corpus(app: &App, dir: &str, path_on_app: &str, trade: &str, at_lea
     );
     let mut failures = Vec::new();
     for file in &files {
-        if let Some(problem) = run_case(app, path_on_app, trade, file).await {
+        if let Some(problem) = run_case(app, target, file).await {
             failures.push(format!(
                 "{}: {problem}",
                 file.file_name().unwrap().to_string_lossy()
@@ -376,7 +438,13 @@ async fn every_bad_ship_notification_in_the_corpus_is_refused_without_a_write() 
     let app = spawn_app(Settings::hmac()).await;
     let trade = id("ORD");
     app.create_order(&trade, AMOUNT).await;
-    run_corpus(&app, "corpus/ship-notify", "/ship-notify", &trade, 100).await;
+    run_corpus(
+        &app,
+        "corpus/ship-notify",
+        &Target::ship_notify(&trade),
+        100,
+    )
+    .await;
 
     // The order the cases aimed at is untouched, and a valid notification
     // for it still goes through: nothing above poisoned it.
@@ -386,5 +454,62 @@ async fn every_bad_ship_notification_in_the_corpus_is_refused_without_a_write() 
     let answer = app
         .ship(dingdang_tests::ship_body(&txn, &trade, AMOUNT, &id("N")))
         .await;
+    assert_eq!(answer.ret_code(), "SUCCESS");
+}
+
+/// A stack whose simulator never finishes refunds on its own, holding a
+/// `PROCESSING` refund of [`REFUND_AMOUNT`] of a paid order of
+/// [`REFUND_ORDER_AMOUNT`]; returns the refund as the API shows it.
+async fn stack_with_processing_refund() -> (dingdang_tests::Stack, serde_json::Value) {
+    let stack = dingdang_tests::hmac_stack(Settings::hmac(), |c| {
+        c.refund_delay = std::time::Duration::from_secs(3600)
+    })
+    .await;
+    let trade = id("ORD");
+    stack.paid_order(&trade, REFUND_ORDER_AMOUNT).await;
+    let refund_trade = id("RF");
+    let (status, created) = stack
+        .app
+        .post_json(
+            "/refunds",
+            serde_json::json!({"tradeNo": trade, "refundTradeNo": refund_trade, "refundAmt": REFUND_AMOUNT}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let refund = stack.wait_refund(&refund_trade, "PROCESSING").await;
+    (stack, refund)
+}
+
+#[tokio::test]
+async fn every_bad_refund_notification_in_the_corpus_is_refused_without_a_write() {
+    let (stack, refund) = stack_with_processing_refund().await;
+    let target = Target::refund_notify(&refund);
+    run_corpus(&stack.app, "corpus/refund-notify", &target, 40).await;
+
+    // The refund the cases aimed at is untouched, and a valid notification
+    // for it still goes through: nothing above poisoned it.
+    let refund_trade = refund["refundTradeNo"].as_str().unwrap();
+    stack.wait_refund(refund_trade, "PROCESSING").await;
+    let (status, reply) = stack
+        .sim
+        .send_refund_notify(refund_trade, "SUCCESS")
+        .await
+        .unwrap();
+    assert_eq!((status, reply["retCode"].as_str()), (200, Some("SUCCESS")));
+    stack.wait_refund(refund_trade, "SUCCESS").await;
+}
+
+#[tokio::test]
+async fn every_bad_create_order_request_in_the_corpus_is_refused_without_a_write() {
+    let app = spawn_app(Settings::hmac()).await;
+    let target = Target::create_order();
+    run_corpus(&app, "corpus/create-order", &target, 30).await;
+    assert!(dingdang_tests::all_items(&app.store).await.is_empty());
+
+    // A valid request still creates an order.
+    let body = Placeholders::new(&target).apply(target.valid.as_bytes());
+    let authorization = dingdang_tests::sign(&app.keys, &body);
+    let answer = app.post_path(target.path, body, Some(authorization)).await;
+    assert_eq!(answer.status, 200);
     assert_eq!(answer.ret_code(), "SUCCESS");
 }
