@@ -98,6 +98,14 @@ bench_smoke() {
       --events 20 --duplicates 20 --timeout-secs 300
 }
 step "bench smoke" bench_smoke
+# .cargo/config.toml builds aws-lc without CPU jitter entropy (31 ms of CPU
+# on every cold start, BENCHMARKS.md): its collector must not be linked.
+no_jitter_entropy() {
+  local symbols
+  symbols="$(nm "${1:-${CARGO_TARGET_DIR:-target}/debug/ship-notify}")" || return 1
+  ! grep -q jent_entropy <<<"$symbols"
+}
+step "aws-lc without jitter entropy" no_jitter_entropy
 step "cfn-lint" cfn-lint template.yaml
 step "openapi" ./scripts/openapi-check.sh
 if [ -x .local/samvenv/bin/sam ]; then

@@ -65,12 +65,12 @@ pub struct Answer<R = Reply> {
     /// The outcome's short code (`fulfilled`, `duplicate`, `signature`...),
     /// for logs and metrics.
     pub outcome: &'static str,
-    /// What the notification concerns, once it is verified.
+    /// What the request concerns, once it is verified.
     pub concerns: Concerns,
 }
 
-/// The payment or refund a verified notification concerns, for the logs and
-/// metrics of its request.
+/// The payment, order or refund a verified request concerns, for the logs
+/// and metrics of its request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Concerns {
     pub transaction_id: Option<String>,
@@ -111,14 +111,14 @@ impl<R: SignedReply> Answer<R> {
             }
             InboundError::Signature(_) => (StatusCode::UNAUTHORIZED, "signature"),
         };
-        tracing::warn!(reason = outcome, error = %err, "notification refused");
+        tracing::warn!(reason = outcome, error = %err, "platform request refused");
         Self::new(status, R::fail(err.to_string()), outcome)
     }
 
     /// Our own failure (the store, a dependency): logged with its cause
     /// chain; the caller sees only that it should retry.
     pub fn internal(err: &(dyn std::error::Error + 'static)) -> Self {
-        tracing::error!(error = %error_chain(err), "notification failed");
+        tracing::error!(error = %error_chain(err), "platform request failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             R::fail("internal error, retry later".to_owned()),

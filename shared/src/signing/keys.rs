@@ -39,7 +39,8 @@ pub enum KeyError {
         /// What is wrong, without any key material.
         reason: &'static str,
     },
-    /// An RSA key is smaller than [`MIN_RSA_BITS`].
+    /// An RSA public key is smaller than [`MIN_RSA_BITS`] (a private key
+    /// that is too small or too large is [`KeyError::Invalid`]).
     #[error("key {index}: RSA key of {bits} bits, at least 2048 required")]
     TooSmall {
         /// 1-based position of the key.
@@ -155,8 +156,8 @@ fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, KeyError> {
     }
 }
 
-/// Checks that `der` is exactly one DER value: aws-lc's SPKI and PKCS#8
-/// parsers stop at the end of the key and ignore what follows it.
+/// Checks that `der` is exactly one DER value: aws-lc's private-key parsers
+/// (PKCS#8 and PKCS#1) stop at the end of the key and ignore what follows.
 fn single_der_value(index: usize, der: &[u8]) -> Result<(), KeyError> {
     der::asn1::AnyRef::from_der(der)
         .map(drop)
@@ -175,11 +176,14 @@ pub struct RsaPublicKey {
 }
 
 impl RsaPublicKey {
-    /// Parses SPKI (RFC 5280) or PKCS#1 `RSAPublicKey` (RFC 8017) DER.
+    /// Parses SPKI (RFC 5280, algorithm rsaEncryption) or PKCS#1
+    /// `RSAPublicKey` (RFC 8017) DER, exactly: the bytes must be the
+    /// canonical encoding of the key, with nothing after it.
     fn from_der(index: usize, der: &[u8]) -> Result<Self, KeyError> {
         let not_rsa = || invalid(index, "not an RSA public key");
-        single_der_value(index, der)?;
-        // Accepts both encodings and runs aws-lc's key checks.
+        // Accepts both encodings and runs aws-lc's key checks. It also takes
+        // an RSASSA-PSS SPKI and ignores trailing bytes: the comparison with
+        // the canonical encodings below refuses those.
         let pkcs1 = LcRsaPublicKey::from_der(der).map_err(|_| not_rsa())?;
         let bits = RsaParameters::public_modulus_len(pkcs1.as_ref()).map_err(|_| not_rsa())?;
         let bits = usize::try_from(bits).map_err(|_| not_rsa())?;
@@ -191,7 +195,10 @@ impl RsaPublicKey {
         }
         let key = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, pkcs1.as_ref())
             .map_err(|_| not_rsa())?;
-        let spki = key.as_der().map_err(|_| not_rsa())?.as_ref().into();
+        let spki: Box<[u8]> = key.as_der().map_err(|_| not_rsa())?.as_ref().into();
+        if der != &*spki && der != pkcs1.as_ref() {
+            return Err(invalid(index, "not a plain RSA public key in DER"));
+        }
         Ok(Self { key, spki, bits })
     }
 
@@ -230,6 +237,7 @@ impl fmt::Debug for RsaPublicKey {
 #[derive(Clone)]
 pub struct RsaPrivateKey {
     pair: RsaKeyPair,
+    bits: usize,
 }
 
 impl RsaPrivateKey {
@@ -237,7 +245,7 @@ impl RsaPrivateKey {
     /// aws-lc checks the key's consistency and accepts 2048 to 8192 bits.
     fn from_der(der: &[u8]) -> Result<Self, KeyError> {
         single_der_value(1, der)?;
-        let rejected = |e: aws_lc_rs::error::KeyRejected| match e.to_string().as_str() {
+        let rejected = |e: aws_lc_rs::error::KeyRejected| match e.description_() {
             "TooSmall" => invalid(1, "RSA private key under 2048 bits"),
             "TooLarge" => invalid(1, "RSA private key over 8192 bits"),
             _ => invalid(1, "not an RSA private key"),
@@ -248,19 +256,24 @@ impl RsaPrivateKey {
         let pair = match RsaKeyPair::from_pkcs8(der) {
             Ok(pair) => pair,
             Err(pkcs8) => RsaKeyPair::from_der(der).map_err(|pkcs1| {
-                if pkcs8.to_string() == "InvalidEncoding" {
+                if pkcs8.description_() == "InvalidEncoding" {
                     rejected(pkcs1)
                 } else {
                     rejected(pkcs8)
                 }
             })?,
         };
-        Ok(Self { pair })
+        let public = aws_lc_rs::signature::KeyPair::public_key(&pair);
+        let bits = RsaParameters::public_modulus_len(public.as_ref())
+            .ok()
+            .and_then(|bits| usize::try_from(bits).ok())
+            .ok_or(invalid(1, "not an RSA private key"))?;
+        Ok(Self { pair, bits })
     }
 
     /// Modulus size in bits.
     pub fn bits(&self) -> usize {
-        self.pair.public_modulus_len() * 8
+        self.bits
     }
 
     /// The matching public key.
@@ -290,11 +303,12 @@ fn public_from_bare(index: usize, b64: &str) -> Result<RsaPublicKey, KeyError> {
     RsaPublicKey::from_der(index, &der)
 }
 
-/// Parses one or more RSA public keys: PEM blocks (`PUBLIC KEY` = SPKI or
-/// `RSA PUBLIC KEY` = PKCS#1), or the platform's bare form (standard base64
-/// of the SPKI DER, as a PEM body without BEGIN/END lines and newlines)
-/// separated by commas or whitespace. Literal `\n` sequences are accepted in
-/// place of line breaks. Keys must have at least [`MIN_RSA_BITS`] bits.
+/// Parses one or more RSA public keys: PEM blocks labelled `PUBLIC KEY` or
+/// `RSA PUBLIC KEY` (either label may hold SPKI or PKCS#1 DER), or the
+/// platform's bare form (standard base64 of the SPKI DER, as a PEM body
+/// without BEGIN/END lines and newlines) separated by commas or whitespace.
+/// Literal `\n` sequences are accepted in place of line breaks. Keys must
+/// have [`MIN_RSA_BITS`] to [`MAX_RSA_BITS`] bits.
 pub fn parse_public_keys(text: &str) -> Result<Vec<RsaPublicKey>, KeyError> {
     let text = normalise(text);
     let keys = if text.contains("-----BEGIN") {
@@ -332,11 +346,11 @@ pub fn parse_public_keys(text: &str) -> Result<Vec<RsaPublicKey>, KeyError> {
     Ok(keys)
 }
 
-/// Parses one RSA private key: PEM (`PRIVATE KEY` = PKCS#8 or
-/// `RSA PRIVATE KEY` = PKCS#1) or bare standard base64 of the PKCS#8 (or
-/// PKCS#1) DER. Literal `\n` sequences are accepted in place of line breaks.
-/// Encrypted keys are not supported. The key must have at least
-/// [`MIN_RSA_BITS`] bits.
+/// Parses one RSA private key: a PEM block labelled `PRIVATE KEY` or
+/// `RSA PRIVATE KEY` (either label may hold PKCS#8 or PKCS#1 DER), or bare
+/// standard base64 of the PKCS#8 (or PKCS#1) DER. Literal `\n` sequences are
+/// accepted in place of line breaks. Encrypted keys are not supported. The
+/// key must have [`MIN_RSA_BITS`] to [`MAX_RSA_BITS`] bits.
 pub fn parse_private_key(text: &str) -> Result<RsaPrivateKey, KeyError> {
     let text = normalise(text);
     if text.is_empty() {
@@ -586,6 +600,15 @@ mod tests {
                 reason: "RSA private key under 2048 bits"
             }
         );
+        // The same size as PKCS#1 (openssl genrsa -traditional, test only).
+        const SMALL_PKCS1: &str = "MIICXQIBAAKBgQC6Ft4yNKzaySa3H3j95cl1cGKM/6HAv5pK3h12laRi86Vlves7lydh7vSBCQMSDGFtCndULrOTNheCSA6TdrqqyaLHYvHFV1xLlL9wr8sTzox3rYS7TVOHB2o1rqv0pI7L+CTUrgow5pl9tDZFZICRX+9XugTHxHjN/3YVcWWIDwIDAQABAoGAdL3H40M8dXzftt4dr1qqyewZR09PkHYjO3igjzZNjG5BgtRkcFvhLwUTiqe2r2no7Nk2By/NJDs5AFhoHIbNjycrIWKJey161QuzVioJhw8Qh2BzTJ/obOxqnyxiCrgPAGCrsHKEPUpqpa/w62QkXwF3WxrMEkltdxPtkmM4v9ECQQD3lyI9etBJgPj4rK95nWPPpOACArVefRspwnaGhL8Lp0Gna2v5Hd7s1UQL4NEKlLWMbBias+4L+YYcd7EzcE1DAkEAwGj3PWHAUkZBPyH/jl+xT+PnUHvApf4N/RCkc3MxGd8OlSRAFUtDs0HKPDyHAw/XW0Zlk6iWvPgsUbLMfr6nRQJBAIwtjFxEmYLUO6IHmz3+x1D75zwcLnW13VgyWorkw4mkg753SmV77Qgn4uPawF/+PB+p3/BO6Prspmqdtb0K2yMCQQCoM1pnK2vfwJDLKuJnyNmNWFLfNb+8nDIIVyMb1chHsInj8POgadI+AzZSoCr6jz+ZCBpGEavseBruNJq19d7tAkB3Zj4jMwByZ7xVuFEwi3FmRbqOOT3mSiWxO8aJLxk/CJfEk2BOdUpXmVkIpYTwR7O4PeQgtC4Fy1FTQ1yYCbm6";
+        assert_eq!(
+            parse_private_key(SMALL_PKCS1).unwrap_err(),
+            KeyError::Invalid {
+                index: 1,
+                reason: "RSA private key under 2048 bits"
+            }
+        );
     }
 
     #[test]
@@ -604,7 +627,27 @@ mod tests {
         ));
         let mut der = STANDARD.decode(pem_body(PRIV2_PKCS1)).unwrap();
         der.extend_from_slice(&[0x05, 0x00]);
-        assert!(parse_private_key(&STANDARD.encode(&der)).is_err());
+        assert_eq!(
+            parse_private_key(&STANDARD.encode(&der)).unwrap_err(),
+            KeyError::Invalid {
+                index: 1,
+                reason: "not a single DER value"
+            }
+        );
+    }
+
+    #[test]
+    fn pss_only_public_keys_rejected() {
+        // An RSASSA-PSS SubjectPublicKeyInfo (openssl genpkey -algorithm
+        // RSA-PSS, test only): the key may not make PKCS#1 v1.5 signatures.
+        const PSS: &str = "MIIBIDALBgkqhkiG9w0BAQoDggEPADCCAQoCggEBAKwD/aqTO408E24W1Sn6sfOoH+52Jqbc5ZCIt6oxrLZ95gFP51cvnrHpounkyL5Tyn/nPtsg6PO7Wb+l27LpOHFhRgP/j+ukjMVLc+EMQyAZTK5ad1OYIx3iWrOHrqFLnm5CZ6A41KtK/bzAPYYwNe8f7ykIZ0MjWBWRsHjs0HO4vSrUnuuJ9c531mM2Q147xWlGAfbsvOqyYaKYfogwBNQeZIHmknUeDOLEWzYwwwUqn39EWLJquRCCg8rDQ+8xTUkT2atqkPcX72+XfE4xfgFByQPRR5AYD0N3r2hwSx2TQQk36/QfVFQomDJtGCwOa0X+rRQq6qDAkJu3bhktPhECAwEAAQ==";
+        assert_eq!(
+            parse_public_keys(PSS).unwrap_err(),
+            KeyError::Invalid {
+                index: 1,
+                reason: "not a plain RSA public key in DER"
+            }
+        );
     }
 
     #[test]

@@ -64,11 +64,15 @@ impl Rsa2Signer {
         pair.sign_digest(&RSA_PKCS1_SHA256, digest, &mut sig)
             .expect("an RSA key pair of 2048 to 8192 bits signs any SHA-256 digest");
         let sig: Arc<str> = STANDARD.encode(sig).into();
+        // The lock is not held while signing; another thread may have
+        // stored the same signature meanwhile.
         let mut recent = lock();
-        if recent.len() == RECENT_SIGNATURES {
-            recent.pop_front();
+        if !recent.iter().any(|(d, _)| *d == id) {
+            if recent.len() == RECENT_SIGNATURES {
+                recent.pop_front();
+            }
+            recent.push_back((id, Arc::clone(&sig)));
         }
-        recent.push_back((id, Arc::clone(&sig)));
         sig
     }
 }
@@ -101,6 +105,9 @@ impl Signer {
     }
 
     /// Signs `body` (exactly the bytes that will be sent) at `now`.
+    ///
+    /// Cannot fail: an [`RsaPrivateKey`] holds a consistent key of 2048 to
+    /// 8192 bits, which signs any SHA-256 digest.
     pub fn sign(&self, body: &[u8], now: OffsetDateTime) -> Authorization {
         self.sign_at(body, SignDatetime::from_time(now))
     }
