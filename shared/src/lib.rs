@@ -11,15 +11,22 @@
 //! - [`http`]: the Lambda glue; the one place errors become status codes.
 //! - [`config`]: environment → typed configuration.
 
+#[cfg(feature = "aws")]
 pub mod config;
 pub mod domain;
+#[cfg(feature = "aws")]
 pub mod http;
+#[cfg(feature = "aws")]
 pub mod jobs;
+#[cfg(feature = "aws")]
 pub mod observability;
+#[cfg(feature = "aws")]
 pub mod platform;
 pub mod protocol;
 pub mod signing;
+#[cfg(feature = "aws")]
 pub mod store;
+#[cfg(feature = "aws")]
 pub mod wiring;
 
 /// Seconds since the Unix epoch, the time unit of every stored timestamp.
