@@ -593,22 +593,17 @@ mod tests {
         ));
         // A 1024-bit PKCS#8 private key (generated with openssl, test only).
         const SMALL_PRIVATE: &str = "MIICdwIBADANBgkqhkiG9w0BAQEFAASCAmEwggJdAgEAAoGBAKpWZakyO2iLrXwaiuq9xoKVDin4Rgz2fVkj/nXqGKRZbkdsp0C2liPMSiliDjQ6H0oCi+vhEzOBSFIm/CpvgoQNXali5LwoWeWiRSsWgeXOwfeY7MxqlroHbZ4wmR0jwGnHU4xYDUjP+9giNyl2Ufhe9GaMps7qxK17w8l+djzpAgMBAAECgYA9PMxVlKqI/lZDXKN+mvVn8sBh1FESzfboeik8KQns4/3ijaxfdoTpn8M1t3vVyOOAzwOQrJ0jkiH27u8PLoGj80W1DIhoPtjVxbL7jmXG2yfVodDckHyQ+LksFBdVm1NDvFdRxB1MWtNN10NmctACk+SaqZBmWxItUbip7GIfgQJBAOBTzVkTSm0zXD7t+sLC+wwby4Cfn5wSfE999HFZ49mcdGtWIqnnsjXc5qWJj1Lbc8zQTX/qaNgLdKtQHe7EydECQQDCYyirZIrqEQb8hhpU1u1FX89lIBytu/Q1+TG2x0BNLyYukmXwFpxTpslM8ZnajRH5cod75jh3RCoi3b3/2G+ZAkEAg6YKpBTjH9T9dNz6xePhqwiA1FpZNCHRHGGh3AfR5PqhhACH1UhpWJzsKwfgudKaUf+JC+HIZ8nJTWR2PJL2kQJAI4TI3qBtfZ2E4EmEsDHhgwaht8GpW9l3IxGYkuRPjIrr+CCJ/dez0tkr+SJAUZ3rReA2f14uvSQ4asyHtiMPKQJBAIezf83AM01LfsTqfZHEWUdMc1l441/wNicF0lRSt6xVa/CsVIlCD/hR37C2a0mLrrTxr4wcSGLJyaycOBrrz/A=";
-        assert_eq!(
-            parse_private_key(SMALL_PRIVATE).unwrap_err(),
-            KeyError::Invalid {
-                index: 1,
-                reason: "RSA private key under 2048 bits"
-            }
-        );
         // The same size as PKCS#1 (openssl genrsa -traditional, test only).
         const SMALL_PKCS1: &str = "MIICXQIBAAKBgQC6Ft4yNKzaySa3H3j95cl1cGKM/6HAv5pK3h12laRi86Vlves7lydh7vSBCQMSDGFtCndULrOTNheCSA6TdrqqyaLHYvHFV1xLlL9wr8sTzox3rYS7TVOHB2o1rqv0pI7L+CTUrgow5pl9tDZFZICRX+9XugTHxHjN/3YVcWWIDwIDAQABAoGAdL3H40M8dXzftt4dr1qqyewZR09PkHYjO3igjzZNjG5BgtRkcFvhLwUTiqe2r2no7Nk2By/NJDs5AFhoHIbNjycrIWKJey161QuzVioJhw8Qh2BzTJ/obOxqnyxiCrgPAGCrsHKEPUpqpa/w62QkXwF3WxrMEkltdxPtkmM4v9ECQQD3lyI9etBJgPj4rK95nWPPpOACArVefRspwnaGhL8Lp0Gna2v5Hd7s1UQL4NEKlLWMbBias+4L+YYcd7EzcE1DAkEAwGj3PWHAUkZBPyH/jl+xT+PnUHvApf4N/RCkc3MxGd8OlSRAFUtDs0HKPDyHAw/XW0Zlk6iWvPgsUbLMfr6nRQJBAIwtjFxEmYLUO6IHmz3+x1D75zwcLnW13VgyWorkw4mkg753SmV77Qgn4uPawF/+PB+p3/BO6Prspmqdtb0K2yMCQQCoM1pnK2vfwJDLKuJnyNmNWFLfNb+8nDIIVyMb1chHsInj8POgadI+AzZSoCr6jz+ZCBpGEavseBruNJq19d7tAkB3Zj4jMwByZ7xVuFEwi3FmRbqOOT3mSiWxO8aJLxk/CJfEk2BOdUpXmVkIpYTwR7O4PeQgtC4Fy1FTQ1yYCbm6";
-        assert_eq!(
-            parse_private_key(SMALL_PKCS1).unwrap_err(),
-            KeyError::Invalid {
-                index: 1,
-                reason: "RSA private key under 2048 bits"
-            }
-        );
+        for small in [SMALL_PRIVATE, SMALL_PKCS1] {
+            assert_eq!(
+                parse_private_key(small).unwrap_err(),
+                KeyError::Invalid {
+                    index: 1,
+                    reason: "RSA private key under 2048 bits"
+                }
+            );
+        }
     }
 
     #[test]
