@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use dingdang::signing::{Algorithm, Authorization, HmacSecret, KeyRing, Signer, Verifier};
-use dingdang_tests::{id, spawn_app, App, Settings, SKILL};
+use dingdang_tests::{id, spawn_app, Answered, App, Settings, SKILL};
 use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 
@@ -344,13 +344,11 @@ async fn run_case(app: &App, target: &Target, file: &Path) -> Option<String> {
         Ok(r) => r,
         Err(e) => return Some(format!("no answer (did the handler panic?): {e}")),
     };
-    let status = response.status().as_u16();
-    let reply_auth = response
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .map(String::from);
-    let reply = response.bytes().await.unwrap().to_vec();
+    let Answered {
+        status,
+        authorization: reply_auth,
+        body: reply,
+    } = Answered::read(response).await;
     let after = dingdang_tests::all_items(&app.store).await;
 
     let text = String::from_utf8_lossy(&reply).into_owned();

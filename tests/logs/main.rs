@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use dingdang::signing::{Algorithm, Authorization, HmacSecret, KeyRing, Signer, Verifier};
 use dingdang_tests::{
-    id, ship_body, spawn_app, spawn_app_via, vectors, App, Settings, Webhook, SECRET,
+    id, ship_body, spawn_app, spawn_app_via, vectors, Answered, App, Settings, Webhook, SECRET,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -231,15 +231,9 @@ async fn send(
     if let Some(a) = authorization {
         request = request.header("authorization", a);
     }
-    let response = request.send().await.expect("an answer");
-    let status = response.status().as_u16();
-    let reply_auth = response
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .map(String::from);
-    let reply = serde_json::from_slice(&response.bytes().await.unwrap()).expect("a JSON reply");
-    (status, reply, reply_auth)
+    let answered = Answered::read(request.send().await.expect("an answer")).await;
+    let reply = serde_json::from_slice(&answered.body).expect("a JSON reply");
+    (answered.status, reply, answered.authorization)
 }
 
 fn ret_msg(reply: &Value) -> String {

@@ -126,6 +126,19 @@ pub struct Answered {
 }
 
 impl Answered {
+    /// The status, the `Authorization` header and the body of a response.
+    pub async fn read(response: reqwest::Response) -> Answered {
+        Answered {
+            status: response.status().as_u16(),
+            authorization: response
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(String::from),
+            body: response.bytes().await.unwrap().to_vec(),
+        }
+    }
+
     pub fn json(&self) -> serde_json::Value {
         crate::json(&self.body)
     }
@@ -159,16 +172,7 @@ impl App {
         if let Some(value) = authorization {
             request = request.header("authorization", value);
         }
-        let response = request.send().await.expect("ship-notify answers");
-        Answered {
-            status: response.status().as_u16(),
-            authorization: response
-                .headers()
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .map(String::from),
-            body: response.bytes().await.unwrap().to_vec(),
-        }
+        Answered::read(request.send().await.expect("the app answers")).await
     }
 
     /// Signs `body` as the platform and POSTs it.

@@ -743,11 +743,23 @@ impl Simulator {
             .refund_notify_url
             .clone()
             .ok_or("no refund_notify_url configured")?;
-        let (notify, revision) = self
+        let notify = self
             .refund_notify(refund_trade_no, Some(status))
             .ok_or("unknown refundTradeNo")?;
+        self.deliver_refund_notify(&url, notify).await
+    }
+
+    /// Posts one signed refund result notification to `url`, logs it and
+    /// records its reply (see [`Simulator::refund_notify_replies`]).
+    async fn deliver_refund_notify(
+        &self,
+        url: &str,
+        (notify, revision): (RefundNotify, Revision),
+    ) -> NotifyResult {
+        let refund_trade_no = notify.refund_trade_no.as_str().to_owned();
+        let status = notify.refund_status;
         let result = self
-            .post_signed(&url, protocol::to_wire(&notify, revision))
+            .post_signed(url, protocol::to_wire(&notify, revision))
             .await;
         self.log(|| {
             format!(
@@ -755,7 +767,7 @@ impl Simulator {
                 describe(&result)
             )
         });
-        lock(&self.inner.refund_notify_replies).push((refund_trade_no.to_owned(), result.clone()));
+        lock(&self.inner.refund_notify_replies).push((refund_trade_no, result.clone()));
         result
     }
 
@@ -844,24 +856,14 @@ impl Simulator {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(200 << (attempt - 1))).await;
             }
-            let Some((notify, revision)) = self.refund_notify(refund_trade_no, None) else {
+            let Some(notify) = self.refund_notify(refund_trade_no, None) else {
                 return;
             };
-            let status = notify.refund_status;
-            let result = self
-                .post_signed(&url, protocol::to_wire(&notify, revision))
-                .await;
-            self.log(|| {
-                format!(
-                    "-> refund notify {refund_trade_no} {status}: {}",
-                    describe(&result)
-                )
-            });
+            let result = self.deliver_refund_notify(&url, notify).await;
             let delivered = matches!(
                 &result,
                 Ok((status, reply)) if (200..300).contains(status) && reply["retCode"] == "SUCCESS"
             );
-            lock(&self.inner.refund_notify_replies).push((refund_trade_no.to_owned(), result));
             if delivered {
                 return;
             }

@@ -97,31 +97,17 @@ async fn ledger_views_and_settling_a_refund_now() {
         (status, settled["refundStatus"].as_str()),
         (200, Some("FAIL"))
     );
-    // Settling again the same way is a no-op; the other way is refused.
-    let (status, _) = post(
-        format!("{base}/admin/settle-refund"),
-        json!({"refundTradeNo": "RB1", "status": "FAIL"}),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let (status, _) = post(
-        format!("{base}/admin/settle-refund"),
-        json!({"refundTradeNo": "RB1", "status": "SUCCESS"}),
-    )
-    .await;
-    assert_eq!(status, 409);
-    let (status, _) = post(
-        format!("{base}/admin/settle-refund"),
-        json!({"refundTradeNo": "RZ9", "status": "SUCCESS"}),
-    )
-    .await;
-    assert_eq!(status, 404);
-    let (status, _) = post(
-        format!("{base}/admin/settle-refund"),
-        json!({"refundTradeNo": "RA1"}),
-    )
-    .await;
-    assert_eq!(status, 400);
+    // Settling again the same way is a no-op; the other way is refused; an
+    // unknown refund or a missing status is an error.
+    for (settle, expected) in [
+        (json!({"refundTradeNo": "RB1", "status": "FAIL"}), 200),
+        (json!({"refundTradeNo": "RB1", "status": "SUCCESS"}), 409),
+        (json!({"refundTradeNo": "RZ9", "status": "SUCCESS"}), 404),
+        (json!({"refundTradeNo": "RA1"}), 400),
+    ] {
+        let (status, _) = post(format!("{base}/admin/settle-refund"), settle.clone()).await;
+        assert_eq!(status, expected, "{settle}");
+    }
 
     let (status, order) = get(format!("{base}/admin/orders/ORDADM1")).await;
     assert_eq!(status, 200);
