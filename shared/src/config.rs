@@ -31,6 +31,9 @@ pub struct Config {
     pub require_signed_replies: bool,
     /// Total time allowed for one call to the platform.
     pub api_timeout: Duration,
+    /// A refund still open this long after it was requested is escalated
+    /// (`REFUND_ATTENTION_SECS`, default 86400).
+    pub refund_attention_after: Duration,
 }
 
 /// The platform's production API.
@@ -144,6 +147,17 @@ impl Config {
                 .transpose()?
                 .unwrap_or(5_000),
         );
+        let refund_attention_after = Duration::from_secs(
+            env.optional("REFUND_ATTENTION_SECS")
+                .map(|v| {
+                    v.parse()
+                        .ok()
+                        .filter(|s| *s > 0)
+                        .ok_or_else(|| malformed("REFUND_ATTENTION_SECS", "expected whole seconds"))
+                })
+                .transpose()?
+                .unwrap_or(86_400),
+        );
         Ok(Self {
             table_name,
             skill_id,
@@ -155,6 +169,7 @@ impl Config {
             api_base: api_base.trim_end_matches('/').to_owned(),
             require_signed_replies,
             api_timeout,
+            refund_attention_after,
         })
     }
 }

@@ -96,11 +96,7 @@ impl ReconcileApp {
             deadline,
         )
         .await?;
-        crate::observability::metrics::reconcile(
-            summary.orders_fulfilled as u64,
-            summary.refunds_resolved as u64,
-            summary.errors as u64,
-        );
+        crate::observability::metrics::reconcile(&summary);
         Ok(summary)
     }
 

@@ -63,6 +63,7 @@ pub fn refund_service(
         settings: RefundSettings {
             skill_id: config.skill_id.clone(),
             revision: config.protocol,
+            attention_after: config.refund_attention_after,
         },
     }
 }

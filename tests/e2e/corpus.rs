@@ -117,6 +117,10 @@ struct Case {
     expect_status: u16,
     #[serde(default)]
     expect_msg: Option<String>,
+    /// A signed notice that contradicts our records: the one write allowed
+    /// is the notice kept for an operator (`kind` UNMATCHED, with the body).
+    #[serde(default)]
+    expect_kept: bool,
 }
 
 /// A piece of a generated body: text, or text repeated `times` times.
@@ -329,7 +333,7 @@ async fn run_case(app: &App, target: &Target, file: &Path) -> Option<String> {
     let mut request = app
         .http
         .post(format!("{}{}", app.base, target.path))
-        .body(body);
+        .body(body.clone());
     for (name, value) in &headers {
         let value = http::HeaderValue::from_bytes(p.text(value).as_bytes()).unwrap();
         request = request.header(name.as_str(), value);
@@ -390,6 +394,28 @@ async fn run_case(app: &App, target: &Target, file: &Path) -> Option<String> {
             assert_eq!(parsed.algorithm, Algorithm::HmacSha256Basic);
         }
     }
+    let after = if case.expect_kept {
+        let (kept, rest): (Vec<_>, Vec<_>) = after.into_iter().partition(|item| {
+            !before.contains(item)
+                && item
+                    .get("kind")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    == Some("UNMATCHED")
+        });
+        let payload = |item: &dingdang_tests::StoredItem| {
+            item.get("payload").and_then(|v| v.as_s().ok()).cloned()
+        };
+        if kept.len() != 1 || payload(&kept[0]).as_deref().map(str::as_bytes) != Some(&body[..]) {
+            problems.push(format!(
+                "expected the notice kept once with its body, found {} kept item(s)",
+                kept.len()
+            ));
+        }
+        rest
+    } else {
+        after
+    };
     if before != after {
         problems.push(format!(
             "wrote to the table: {} items before, {} after",

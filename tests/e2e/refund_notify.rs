@@ -94,11 +94,12 @@ fn notice(refund: &serde_json::Value, changes: serde_json::Value) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn ids_or_amounts_that_disagree_are_refused_and_change_nothing() {
+async fn ids_or_amounts_that_disagree_are_refused_kept_and_change_nothing_else() {
     let stack = manual_stack().await;
     processing_refund(&stack, "N4", 500).await;
     let (_, refund) = stack.app.get("/refunds/N4").await;
     let before = all_items(&stack.app.store).await;
+    let mut bodies = Vec::new();
     for changes in [
         json!({"refundAmt": 501}),
         json!({"totalAmt": 999}),
@@ -110,10 +111,11 @@ async fn ids_or_amounts_that_disagree_are_refused_and_change_nothing() {
         let authorization = sign(&stack.app.keys, &body);
         let answer = stack
             .app
-            .post_path("/refund-notify", body, Some(authorization))
+            .post_path("/refund-notify", body.clone(), Some(authorization))
             .await;
         assert_eq!(answer.status, 200, "{changes}");
         assert_eq!(answer.json()["retCode"], "FAIL", "{changes}");
+        bodies.push(String::from_utf8(body).unwrap());
     }
     // Unsigned and wrong skill.
     let body = notice(&refund, json!({}));
@@ -135,7 +137,30 @@ async fn ids_or_amounts_that_disagree_are_refused_and_change_nothing() {
             .status,
         403
     );
-    assert_eq!(all_items(&stack.app.store).await, before);
+    // Each disagreeing notice is kept, with its body, for an operator;
+    // nothing else changed.
+    let (kept, rest): (Vec<_>, Vec<_>) =
+        all_items(&stack.app.store)
+            .await
+            .into_iter()
+            .partition(|i| {
+                i.get("kind")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    == Some("UNMATCHED")
+            });
+    assert_eq!(rest, before);
+    let mut payloads: Vec<String> = kept
+        .iter()
+        .map(|i| {
+            assert_eq!(i["reason"].as_s().unwrap(), "refund_mismatch");
+            assert_eq!(i["refundTradeNo"].as_s().unwrap(), "N4");
+            i["payload"].as_s().unwrap().clone()
+        })
+        .collect();
+    payloads.sort();
+    bodies.sort();
+    assert_eq!(payloads, bodies);
     stack.wait_refund("N4", "PROCESSING").await;
 }
 

@@ -15,9 +15,9 @@ use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
 use super::platform::Platform;
-use super::refunds::{RefundService, RefundStore};
+use super::refunds::{RefundError, RefundService, RefundStore};
 use super::ship::{Fulfiller, ShipOutcome, ShipService, ShipStore};
-use super::sync::{sync_order, OrderSync};
+use super::sync::{sync_order, OrderSync, SyncError};
 use super::{Order, StoreError};
 use crate::protocol::RefundTradeNo;
 use crate::EpochSecs;
@@ -80,7 +80,18 @@ pub struct Summary {
     /// Refunds whose status moved.
     pub refunds_resolved: usize,
     pub refunds_still_open: usize,
+    /// Open past their attention time: a person must settle them.
+    pub refunds_need_attention: usize,
+    /// Items the platform gave no usable answer about (also in `errors`).
+    pub platform_errors: usize,
     pub errors: usize,
+}
+
+enum RefundFound {
+    Resolved,
+    Open,
+    PlatformError,
+    Error,
 }
 
 enum Found {
@@ -88,6 +99,7 @@ enum Found {
     AlreadyFulfilled,
     Unpaid,
     Refused,
+    PlatformError,
     Error,
 }
 
@@ -133,6 +145,10 @@ where
                     }
                 }
                 Ok(OrderSync::NotPaid(_)) => Found::Unpaid,
+                Err(SyncError::Platform(err)) => {
+                    tracing::warn!(trade_no = order.trade_no.as_str(), error = %err, "reconcile: the platform gave no usable answer about an order");
+                    Found::PlatformError
+                }
                 Err(err) => {
                     tracing::warn!(trade_no = order.trade_no.as_str(), error = %err, "reconcile: order not checked");
                     Found::Error
@@ -148,6 +164,10 @@ where
             Found::AlreadyFulfilled => summary.orders_already_fulfilled += 1,
             Found::Unpaid => summary.orders_unpaid += 1,
             Found::Refused => summary.orders_refused += 1,
+            Found::PlatformError => {
+                summary.platform_errors += 1;
+                summary.errors += 1;
+            }
             Found::Error => summary.errors += 1,
         }
     }
@@ -155,25 +175,49 @@ where
     // Open refunds are asked about until they are final, however old.
     let open = index.due_refunds(0, to, settings.max_items).await?;
     summary.refunds_checked = open.len();
-    let results: Vec<Option<bool>> = stream::iter(open)
+    let results: Vec<(RefundFound, bool)> = stream::iter(open)
         .map(|refund_trade_no| async move {
             let before = refunds.store.get_refund(&refund_trade_no).await.ok().flatten().map(|r| r.status);
-            match refunds.sync(&refund_trade_no, now).await {
-                Ok(after) => Some(Some(after.status) != before && !after.status.is_open()),
+            let checked = refunds.sync(&refund_trade_no, now).await;
+            let attention = match &checked {
+                Ok(after) => refunds.needs_attention(after, now),
+                Err(_) => refunds
+                    .store
+                    .get_refund(&refund_trade_no)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|r| refunds.needs_attention(&r, now)),
+            };
+            let found = match checked {
+                Ok(after) if Some(after.status) != before && !after.status.is_open() => RefundFound::Resolved,
+                Ok(_) => RefundFound::Open,
                 Err(err) => {
                     tracing::warn!(refund_trade_no = refund_trade_no.as_str(), error = %err, "reconcile: refund not checked");
-                    None
+                    if matches!(err, RefundError::Platform(_)) {
+                        RefundFound::PlatformError
+                    } else {
+                        RefundFound::Error
+                    }
                 }
-            }
+            };
+            (found, attention)
         })
         .buffer_unordered(settings.concurrency.max(1))
         .collect()
         .await;
-    for r in results {
-        match r {
-            Some(true) => summary.refunds_resolved += 1,
-            Some(false) => summary.refunds_still_open += 1,
-            None => summary.errors += 1,
+    for (found, attention) in results {
+        match found {
+            RefundFound::Resolved => summary.refunds_resolved += 1,
+            RefundFound::Open => summary.refunds_still_open += 1,
+            RefundFound::PlatformError => {
+                summary.platform_errors += 1;
+                summary.errors += 1;
+            }
+            RefundFound::Error => summary.errors += 1,
+        }
+        if attention {
+            summary.refunds_need_attention += 1;
         }
     }
     tracing::info!(
@@ -185,6 +229,8 @@ where
         refunds_checked = summary.refunds_checked,
         refunds_resolved = summary.refunds_resolved,
         refunds_still_open = summary.refunds_still_open,
+        refunds_need_attention = summary.refunds_need_attention,
+        platform_errors = summary.platform_errors,
         errors = summary.errors,
         "reconcile summary"
     );

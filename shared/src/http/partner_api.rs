@@ -16,7 +16,9 @@ use super::{body_bytes, json_response, request_id, wrong_content_type, DEFAULT_B
 use crate::config::{Config, ConfigError};
 use crate::domain::orders::{register, NewOrder, Registered};
 use crate::domain::platform::PlatformError;
-use crate::domain::refunds::{NewRefund, RefundError, RefundStatus, RefundStore, Requested};
+use crate::domain::refunds::{
+    Hold, NewRefund, Outcome, Refund, RefundError, RefundStatus, RefundStore, Requested, Settled,
+};
 use crate::domain::ship::{Rejection, ShipOutcome};
 use crate::domain::sync::{sync_order, OrderSync, SyncError};
 use crate::domain::{OrderStatus, OrderStore, StoreError};
@@ -24,11 +26,12 @@ use crate::observability::error_chain;
 use crate::observability::metrics::{Event, Metric};
 use crate::platform::http_client;
 use crate::protocol::{
-    self, Fen, OrderItem, OrderRef, ParseError, RefundDesc, RefundTradeNo, TradeNo, TransactionId,
-    UserToken,
+    self, Fen, OrderItem, OrderRef, ParseError, RefundDesc, RefundStatus as WireRefundStatus,
+    RefundTradeNo, TradeNo, TransactionId, UserToken,
 };
 use crate::store::DynamoStore;
 use crate::wiring::{refund_service, shipper, Refunds, Shipper};
+use crate::EpochSecs;
 
 /// An API error: its status, a stable code and a caller-safe message.
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +184,15 @@ struct CreateOrderBody {
     user_token: Option<UserToken>,
 }
 
+/// `POST /refunds/{refundTradeNo}/settle` body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SettleRefundBody {
+    /// `SUCCESS` or `FAIL`, as the platform confirmed it.
+    status: WireRefundStatus,
+    note: Option<String>,
+}
+
 /// `POST /refunds` body: exactly one of `tradeNo` and `transactionId`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -201,6 +213,7 @@ enum Route<'a> {
     Order(&'a str),
     Refunds,
     Refund(&'a str),
+    SettleRefund(&'a str),
 }
 
 fn route(path: &str) -> Option<Route<'_>> {
@@ -213,6 +226,7 @@ fn route(path: &str) -> Option<Route<'_>> {
         ("orders", [id]) => Some(Route::Order(id)),
         ("refunds", []) => Some(Route::Refunds),
         ("refunds", [id]) => Some(Route::Refund(id)),
+        ("refunds", [id, "settle"]) => Some(Route::SettleRefund(id)),
         _ => None,
     }
 }
@@ -310,7 +324,10 @@ impl PartnerApi {
             (Route::Order(id), &Method::GET) => self.get_order(id, wants_sync(request)).await,
             (Route::Refunds, &Method::POST) => self.create_refund(request).await,
             (Route::Refund(id), &Method::GET) => self.get_refund(id, wants_sync(request)).await,
-            (Route::Orders | Route::Refunds, _) => Err(ApiError::MethodNotAllowed("POST")),
+            (Route::SettleRefund(id), &Method::POST) => self.settle_refund(id, request).await,
+            (Route::Orders | Route::Refunds | Route::SettleRefund(_), _) => {
+                Err(ApiError::MethodNotAllowed("POST"))
+            }
             (Route::Order(_) | Route::Refund(_), _) => Err(ApiError::MethodNotAllowed("GET")),
         }
     }
@@ -427,15 +444,66 @@ impl PartnerApi {
         let requested = self.refunds.request(new, now).await;
         refund_metrics(&request_id(request), &refund_trade_no, &requested);
         match requested? {
-            Requested::Created(refund) => {
+            Requested::Created(Settled { refund, .. }) => {
                 let status = if refund.status == RefundStatus::Pending {
                     StatusCode::ACCEPTED
                 } else {
                     StatusCode::CREATED
                 };
-                Ok((status, to_json(&refund)))
+                Ok((status, self.view(&refund, now)))
             }
-            Requested::Existing(refund) => Ok((StatusCode::OK, to_json(&refund))),
+            Requested::Existing(refund) => Ok((StatusCode::OK, self.view(&refund, now))),
+        }
+    }
+
+    /// A refund as the API shows it: the record and whether it needs a
+    /// person.
+    fn view(&self, refund: &Refund, now: EpochSecs) -> Vec<u8> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct View<'a> {
+            #[serde(flatten)]
+            refund: &'a Refund,
+            needs_attention: bool,
+        }
+        to_json(&View {
+            refund,
+            needs_attention: self.refunds.needs_attention(refund, now),
+        })
+    }
+
+    /// `POST /refunds/{refundTradeNo}/settle`: an operator's verdict on a
+    /// refund the platform left unclear, after checking it with the
+    /// platform.
+    async fn settle_refund(
+        &self,
+        id: &str,
+        request: &Request,
+    ) -> Result<(StatusCode, Vec<u8>), ApiError> {
+        let refund_trade_no = RefundTradeNo::parse(id)
+            .map_err(|e| ApiError::BadRequest(format!("refundTradeNo {e}")))?;
+        tracing::Span::current().record("refund_trade_no", refund_trade_no.as_str());
+        if wrong_content_type(request) {
+            return Err(ApiError::ContentType);
+        }
+        let body: SettleRefundBody = protocol::parse(body_bytes(request))?;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let settled = self
+            .refunds
+            .settle_by_operator(&refund_trade_no, body.status, body.note, now)
+            .await?;
+        Event::new("refund-api")
+            .count(Metric::RefundSettledByOperator)
+            .prop("refundTradeNo", refund_trade_no.as_str())
+            .prop("refundStatus", settled.refund.status.as_str())
+            .prop_opt("requestId", Some(request_id(request).as_str()))
+            .emit();
+        match settled.outcome {
+            Outcome::Contradiction => Err(ApiError::Conflict(format!(
+                "refund {refund_trade_no} is already {}",
+                settled.refund.status.as_str()
+            ))),
+            _ => Ok((StatusCode::OK, self.view(&settled.refund, now))),
         }
     }
 
@@ -443,17 +511,16 @@ impl PartnerApi {
         let refund_trade_no = RefundTradeNo::parse(id)
             .map_err(|e| ApiError::BadRequest(format!("refundTradeNo {e}")))?;
         tracing::Span::current().record("refund_trade_no", refund_trade_no.as_str());
+        let now = OffsetDateTime::now_utc().unix_timestamp();
         let refund = if sync {
-            self.refunds
-                .sync(&refund_trade_no, OffsetDateTime::now_utc().unix_timestamp())
-                .await?
+            self.refunds.sync(&refund_trade_no, now).await?
         } else {
             self.store
                 .get_refund(&refund_trade_no)
                 .await?
                 .ok_or_else(|| ApiError::NotFound(format!("no refund {refund_trade_no}")))?
         };
-        Ok((StatusCode::OK, to_json(&refund)))
+        Ok((StatusCode::OK, self.view(&refund, now)))
     }
 }
 
@@ -475,13 +542,25 @@ fn refund_metrics(
             .prop("refundAmt", refund.refund_amt.get())
     };
     let event = match requested {
-        Ok(Requested::Created(refund)) => described(event, refund)
-            .count(match refund.status {
-                RefundStatus::Pending => Metric::RefundPending,
-                RefundStatus::Failed => Metric::RefundFailed,
-                RefundStatus::Processing | RefundStatus::Success => Metric::RefundAccepted,
-            })
-            .prop("outcome", "created"),
+        Ok(Requested::Created(Settled { refund, outcome })) => {
+            let event = described(event, refund)
+                .count(match refund.status {
+                    RefundStatus::Pending => Metric::RefundPending,
+                    RefundStatus::Failed => Metric::RefundFailed,
+                    RefundStatus::Processing | RefundStatus::Success => Metric::RefundAccepted,
+                })
+                .prop("outcome", "created");
+            match outcome {
+                Outcome::Held(Hold::NoAnswer | Hold::Malformed(_)) => event
+                    .count(Metric::PlatformError)
+                    .prop("held", "platform_error"),
+                Outcome::Held(hold) => event.prop("held", hold.code()),
+                Outcome::Mismatch(_) | Outcome::Contradiction => event
+                    .count(Metric::RefundContradiction)
+                    .prop("held", "refund_contradiction"),
+                Outcome::Moved | Outcome::Unchanged => event,
+            }
+        }
         Ok(Requested::Existing(refund)) => described(event, refund).prop("outcome", "existing"),
         Err(RefundError::Exceeds) => event
             .count(Metric::OverRefundRefused)

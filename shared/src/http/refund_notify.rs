@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use super::notify::{Answer, Concerns, Inbound};
 use crate::config::Config;
-use crate::domain::refunds::{apply_report, NonceClaim, Refund, RefundError, RefundStore, Report};
+use crate::domain::refunds::{on_notification, Kept, NonceClaim, Noticed, RefundError};
 use crate::domain::ship::body_hash;
 use crate::protocol::{RefundNotify, Reply, SkillId};
 use crate::store::DynamoStore;
@@ -21,27 +21,6 @@ pub struct RefundNotifyApp {
     store: DynamoStore,
     inbound: Inbound,
     skill_id: SkillId,
-}
-
-/// The fields of a notification that must agree with our record.
-fn disagreement(notice: &RefundNotify, refund: &Refund) -> Option<&'static str> {
-    if notice.trade_no != refund.trade_no {
-        Some("tradeNo")
-    } else if notice.transaction_id != refund.transaction_id {
-        Some("transactionId")
-    } else if notice.total_amt != refund.total_amt {
-        Some("totalAmt")
-    } else if notice.refund_amt != refund.refund_amt {
-        Some("refundAmt")
-    } else if refund
-        .refund_transaction_id
-        .as_ref()
-        .is_some_and(|id| id != &notice.refund_transaction_id)
-    {
-        Some("refundTransactionId")
-    } else {
-        None
-    }
 }
 
 impl RefundNotifyApp {
@@ -116,67 +95,35 @@ impl RefundNotifyApp {
         body: &[u8],
         now: EpochSecs,
     ) -> Result<Answer, RefundError> {
-        let Some(refund) = self.store.get_refund(&notice.refund_trade_no).await? else {
-            // Signed by the platform but not ours to match: keep it for an
-            // operator rather than drop it, and stop the retries.
-            self.store
-                .record_unmatched(&notice.refund_trade_no, &String::from_utf8_lossy(body), now)
-                .await?;
-            tracing::error!(
-                alert = true,
-                reason = "unknown_refund",
-                refund_trade_no = notice.refund_trade_no.as_str(),
-                refund_amt = notice.refund_amt.get(),
-                "signed refund notification for an unknown refundTradeNo recorded"
-            );
-            return Ok(Answer::ok(Reply::success(), "unknown_refund"));
-        };
-        if let Some(field) = disagreement(notice, &refund) {
-            tracing::error!(
-                alert = true,
-                reason = "refund_mismatch",
-                field,
-                refund_trade_no = notice.refund_trade_no.as_str(),
-                "signed refund notification disagrees with our refund"
-            );
-            return Ok(Answer::ok(
-                Reply::fail(format!("{field} mismatch")),
-                "refund_mismatch",
-            ));
-        }
-        let report = Report {
-            status: notice.refund_status,
-            refund_transaction_id: Some(notice.refund_transaction_id.clone()),
-            reason: notice.refund_status_desc.clone(),
-        };
         let nonce = NonceClaim {
             nonce: notice.nonce_str.clone(),
             body_hash: body_hash(body),
             expires: now + i64::try_from(self.inbound.keys.skew.as_secs() * 2).unwrap_or(360),
         };
-        match apply_report(&self.store, refund, &report, Some(&nonce), now).await {
-            Ok((after, changed)) => {
-                tracing::info!(
-                    status = after.status.as_str(),
-                    changed,
-                    "refund result applied"
-                );
-                Ok(Answer::ok(
-                    Reply::success(),
-                    if changed { "applied" } else { "acknowledged" },
-                ))
+        let payload = String::from_utf8_lossy(body);
+        match on_notification(&self.store, notice, &payload, &nonce, now).await {
+            Ok(Noticed::Applied(after)) => {
+                tracing::info!(status = after.status.as_str(), "refund result applied");
+                Ok(Answer::ok(Reply::success(), "applied"))
             }
-            Err(RefundError::Contradiction) => {
-                tracing::error!(
-                    alert = true,
-                    reason = "refund_contradiction",
-                    "refund result contradicts a final state"
-                );
-                Ok(Answer::ok(
-                    Reply::fail("contradicts final state"),
-                    "refund_contradiction",
-                ))
+            Ok(Noticed::Acknowledged(after)) => {
+                tracing::info!(status = after.status.as_str(), "refund result acknowledged");
+                Ok(Answer::ok(Reply::success(), "acknowledged"))
             }
+            // Kept for an operator: stop the retries.
+            Ok(Noticed::Kept(Kept::UnknownRefund, _)) => {
+                Ok(Answer::ok(Reply::success(), "unknown_refund"))
+            }
+            // Kept, and answered FAIL: the platform's next delivery may
+            // carry what it meant.
+            Ok(Noticed::Kept(Kept::Mismatch, field)) => Ok(Answer::ok(
+                Reply::fail(format!("{} mismatch", field.unwrap_or("refund"))),
+                "refund_mismatch",
+            )),
+            Ok(Noticed::Kept(Kept::Contradiction, _)) => Ok(Answer::ok(
+                Reply::fail("contradicts final state"),
+                "refund_contradiction",
+            )),
             Err(RefundError::NonceReplayed) => Ok(Answer::new(
                 StatusCode::UNAUTHORIZED,
                 Reply::fail("replayed nonceStr"),

@@ -154,6 +154,10 @@ metrics! {
     ReconcileResolvedRefunds => Count,
     /// Reconcile: items it could not check (store or platform errors).
     ReconcileErrors => Count,
+    /// Refunds still open past `REFUND_ATTENTION_SECS`, counted by every sweep: a person must settle them.
+    RefundNeedsAttention => Count,
+    /// A refund settled by an operator (`POST /refunds/{refundTradeNo}/settle`).
+    RefundSettledByOperator => Count,
 }
 
 impl Metric {
@@ -362,11 +366,19 @@ pub fn fulfilment_latency(elapsed: Duration, ok: bool, transaction_id: &str) {
 
 /// What one reconcile sweep found: orders found paid (lost notifications,
 /// now fulfilled), refunds whose status moved, and errors.
-pub fn reconcile(found_paid: u64, resolved_refunds: u64, errors: u64) {
+pub fn reconcile(summary: &crate::domain::reconcile::Summary) {
     Event::new("reconcile")
-        .value(Metric::ReconcileFoundPaid, found_paid as f64)
-        .value(Metric::ReconcileResolvedRefunds, resolved_refunds as f64)
-        .value(Metric::ReconcileErrors, errors as f64)
+        .value(Metric::ReconcileFoundPaid, summary.orders_fulfilled as f64)
+        .value(
+            Metric::ReconcileResolvedRefunds,
+            summary.refunds_resolved as f64,
+        )
+        .value(Metric::ReconcileErrors, summary.errors as f64)
+        .value(Metric::PlatformError, summary.platform_errors as f64)
+        .value(
+            Metric::RefundNeedsAttention,
+            summary.refunds_need_attention as f64,
+        )
         .emit();
 }
 

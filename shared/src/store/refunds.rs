@@ -9,7 +9,7 @@ use super::item::{failed, key, n, nonce_put, s, sdk_error, Expr, Item, Read};
 use super::orders::due_key;
 use super::{DynamoStore, PAYMENT, REFUND, UNMATCHED};
 use crate::domain::refunds::{
-    Applied, NonceClaim, Refund, RefundStatus, RefundStore, Report, Reserved,
+    Applied, Kept, NonceClaim, Refund, RefundStatus, RefundStore, Reserved,
 };
 use crate::domain::{Order, OrderStore, StoreError};
 use crate::protocol::{
@@ -30,6 +30,7 @@ fn refund_item(refund: &Refund) -> Item {
     item.insert("totalAmt".into(), n(refund.total_amt.get()));
     item.insert("refundAmt".into(), n(refund.refund_amt.get()));
     item.insert("status".into(), s(refund.status.as_str()));
+    item.insert("submissions".into(), n(i64::from(refund.submissions)));
     item.insert("createdAt".into(), n(refund.created_at));
     item.insert("updatedAt".into(), n(refund.updated_at));
     if let Some(desc) = &refund.refund_desc {
@@ -77,6 +78,12 @@ pub(crate) fn read_refund(item: &Item) -> Result<Refund, StoreError> {
         status: r.parsed("status", |v| RefundStatus::parse(v).ok_or(()))?,
         refund_transaction_id: r.opt_parsed("refundTransactionId", RefundTransactionId::parse)?,
         fail_reason: r.opt_str("failReason").map(str::to_owned),
+        // Records written before submissions were counted had one.
+        submissions: match r.opt_num("submissions")? {
+            None => 1,
+            Some(count) => u32::try_from(count)
+                .map_err(|_| StoreError::new("stored `submissions` is out of range"))?,
+        },
         created_at: r.num("createdAt")?,
         updated_at: r.num("updatedAt")?,
     })
@@ -199,46 +206,71 @@ impl RefundStore for DynamoStore {
         }
     }
 
-    async fn apply(
+    async fn claim_submission(
         &self,
         refund: &Refund,
-        to: Option<RefundStatus>,
-        report: &Report,
+        now: EpochSecs,
+    ) -> Result<Option<Refund>, StoreError> {
+        let mut claimed = refund.clone();
+        claimed.submissions = refund.submissions.saturating_add(1);
+        claimed.updated_at = now;
+        let (condition, expr) = unchanged(refund);
+        let expr = expr
+            .value(":pending", s(RefundStatus::Pending.as_str()))
+            .value(":next", n(i64::from(claimed.submissions)))
+            .value(":now", n(now));
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(REFUND, refund.refund_trade_no.as_str())))
+            .update_expression("SET submissions = :next, updatedAt = :now")
+            .condition_expression(format!("#status = :pending AND {condition}"))
+            .set_expression_attribute_names(Some(expr.names))
+            .set_expression_attribute_values(Some(expr.values))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(Some(claimed)),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(sdk_error("claim refund submission", err)),
+        }
+    }
+
+    async fn apply(
+        &self,
+        before: &Refund,
+        after: Option<&Refund>,
         nonce: Option<&NonceClaim>,
         now: EpochSecs,
     ) -> Result<Applied, StoreError> {
-        let mut after = refund.clone();
         let mut items = Vec::new();
-        if let Some(to) = to {
-            after.status = to;
-            after.updated_at = now;
-            if after.refund_transaction_id.is_none() {
-                after.refund_transaction_id = report.refund_transaction_id.clone();
-            }
-            if to == RefundStatus::Failed {
-                after.fail_reason = report.reason.clone().or(after.fail_reason);
-            }
-            let expr = Expr::default()
-                .name("#status", "status")
-                .value(":current", s(refund.status.as_str()));
+        if let Some(after) = after {
+            let (condition, expr) = unchanged(before);
             let record = build(
                 "refund transition",
                 Put::builder()
                     .table_name(&self.table)
-                    .set_item(Some(refund_item(&after)))
-                    .condition_expression("#status = :current")
+                    .set_item(Some(refund_item(after)))
+                    .condition_expression(condition)
                     .set_expression_attribute_names(Some(expr.names))
                     .set_expression_attribute_values(Some(expr.values))
                     .build(),
             )?;
             items.push(TransactWriteItem::builder().put(record).build());
-            if to == RefundStatus::Failed {
-                let expr = Expr::default().value(":amt", n(refund.refund_amt.get()));
+            if after.status == RefundStatus::Failed && before.status != RefundStatus::Failed {
+                let expr = Expr::default().value(":amt", n(before.refund_amt.get()));
                 let release = build(
                     "order release",
                     Update::builder()
                         .table_name(&self.table)
-                        .set_key(Some(key(super::ORDER, refund.trade_no.as_str())))
+                        .set_key(Some(key(super::ORDER, before.trade_no.as_str())))
                         .update_expression("SET refundedAmt = refundedAmt - :amt")
                         .condition_expression("refundedAmt >= :amt")
                         .set_expression_attribute_values(Some(expr.values))
@@ -261,19 +293,20 @@ impl RefundStore for DynamoStore {
                     .build(),
             );
         }
+        let applied = Applied::Applied(Box::new(after.unwrap_or(before).clone()));
         if items.is_empty() {
-            return Ok(Applied::Applied(Box::new(after)));
+            return Ok(applied);
         }
         let Some(reasons) = self.transact(items).await? else {
-            return Ok(Applied::Applied(Box::new(after)));
+            return Ok(applied);
         };
         if nonce.is_some() && reasons.get(nonce_at).is_some_and(failed) {
             return Ok(Applied::NonceReused);
         }
-        if reasons.first().is_some_and(failed) {
+        if after.is_some() && reasons.first().is_some_and(failed) {
             return Ok(Applied::Stale);
         }
-        if reasons.get(1).is_some_and(failed) {
+        if after.is_some() && reasons.get(1).is_some_and(failed) {
             return Err(StoreError::new(
                 "order's refundedAmt is below a refund being released",
             ));
@@ -281,14 +314,26 @@ impl RefundStore for DynamoStore {
         Ok(Applied::Stale)
     }
 
-    async fn record_unmatched(
+    async fn keep_notice(
         &self,
         refund_trade_no: &RefundTradeNo,
+        why: Kept,
         payload: &str,
         now: EpochSecs,
     ) -> Result<(), StoreError> {
-        let mut item = key(UNMATCHED, refund_trade_no.as_str());
+        let id = match why {
+            Kept::UnknownRefund => refund_trade_no.as_str().to_owned(),
+            // One item per distinct notice: a redelivery overwrites its own.
+            other => format!(
+                "{}#{}#{}",
+                refund_trade_no.as_str(),
+                other.as_str(),
+                crate::domain::ship::body_hash(payload.as_bytes())
+            ),
+        };
+        let mut item = key(UNMATCHED, &id);
         item.insert("kind".into(), s("UNMATCHED"));
+        item.insert("reason".into(), s(why.as_str()));
         item.insert("refundTradeNo".into(), s(refund_trade_no.as_str()));
         item.insert("payload".into(), s(payload));
         item.insert("receivedAt".into(), n(now));
@@ -298,7 +343,22 @@ impl RefundStore for DynamoStore {
             .set_item(Some(item))
             .send()
             .await
-            .map_err(|e| sdk_error("put unmatched notice", e))?;
+            .map_err(|e| sdk_error("put kept notice", e))?;
         Ok(())
     }
+}
+
+/// The condition that a stored refund still has `refund`'s status and
+/// submission count (records written before the count existed had one).
+fn unchanged(refund: &Refund) -> (String, Expr) {
+    let expr = Expr::default()
+        .name("#status", "status")
+        .value(":current", s(refund.status.as_str()))
+        .value(":subs", n(i64::from(refund.submissions)));
+    let condition = if refund.submissions == 1 {
+        "#status = :current AND (submissions = :subs OR attribute_not_exists(submissions))"
+    } else {
+        "#status = :current AND submissions = :subs"
+    };
+    (condition.to_owned(), expr)
 }
