@@ -2,6 +2,7 @@
 //! from template.yaml, the real handlers served over HTTP, and a stub
 //! fulfilment webhook.
 
+pub mod memory;
 pub mod moto;
 pub mod proxy;
 pub mod serve;
