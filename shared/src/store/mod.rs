@@ -8,9 +8,9 @@
 //! | idempotency record | `TXN#<transactionId>` | `status` (IN_PROGRESS/COMPLETE), `fingerprint`, `reply`, `until`, `ttl` |
 //! | nonce | `NONCE#<nonceStr>` | `bodyHash`, `ttl` |
 //! | payment | `PAYMENT#<transactionId>` | `tradeNo`: the order it paid |
-//! | refund | `REFUND#<refundTradeNo>` | amounts, `status`, `refundTransactionId`, `gsi1pk`/`gsi1sk` while open |
+//! | refund | `REFUND#<refundTradeNo>` | amounts, `status`, `submissions` (paycgi/refund calls claimed), `refundTransactionId`, `gsi1pk`/`gsi1sk` while open |
 //! | create-order request | `CREATE#<md5 of the request>` | `tradeNo` of the order it created |
-//! | unmatched notice | `UNMATCHED#<refundTradeNo>` | a signed refund notification we could not match |
+//! | kept refund notice | `UNMATCHED#<refundTradeNo>` (unknown refund), `UNMATCHED#<refundTradeNo>#<reason>#<md5 of the body>` (disagreeing or contradicting) | a signed refund notification an operator must look at: `reason`, `payload`, `receivedAt` |
 //!
 //! An order's `refundedAmt` is the sum of its refunds not FAILED: reserving
 //! a refund adds to it under the condition that it stays within `totalAmt`.
