@@ -34,6 +34,11 @@ pub struct Config {
     /// A refund still open this long after it was requested is escalated
     /// (`REFUND_ATTENTION_SECS`, default 86400).
     pub refund_attention_after: Duration,
+    /// How long an order or refund may wait for its notification before
+    /// the sweep first asks the platform (`RECONCILE_GRACE_SECS`, 600).
+    pub reconcile_grace: Duration,
+    /// Shards of the due index (`DUE_INDEX_SHARDS`, 16; only ever raise it).
+    pub due_shards: u16,
 }
 
 /// The platform's production API.
@@ -158,6 +163,25 @@ impl Config {
                 .transpose()?
                 .unwrap_or(86_400),
         );
+        let reconcile_grace = Duration::from_secs(
+            env.optional("RECONCILE_GRACE_SECS")
+                .map(|v| {
+                    v.parse()
+                        .map_err(|_| malformed("RECONCILE_GRACE_SECS", "expected whole seconds"))
+                })
+                .transpose()?
+                .unwrap_or(600),
+        );
+        let due_shards = env
+            .optional("DUE_INDEX_SHARDS")
+            .map(|v| {
+                v.parse::<u16>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| malformed("DUE_INDEX_SHARDS", "expected 1 to 1000"))
+            })
+            .transpose()?
+            .unwrap_or(crate::store::DEFAULT_SHARDS);
         Ok(Self {
             table_name,
             skill_id,
@@ -170,6 +194,8 @@ impl Config {
             require_signed_replies,
             api_timeout,
             refund_attention_after,
+            reconcile_grace,
+            due_shards,
         })
     }
 }

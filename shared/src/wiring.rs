@@ -32,7 +32,7 @@ pub fn shipper(
         nonce_ttl: keys.skew * 2,
     };
     ShipService {
-        store,
+        store: store.with_shards(config.due_shards),
         fulfiller,
         settings,
     }
@@ -41,29 +41,43 @@ pub fn shipper(
 /// The refund flow as the functions build it from their configuration.
 pub type Refunds = RefundService<DynamoStore, PlatformClient>;
 
-/// Builds the refund flow with its platform client (signed calls, verified
-/// replies, the configured timeout).
-pub fn refund_service(
+/// The platform client of the configuration: signed calls, verified
+/// replies, the configured timeout.
+pub fn platform_client(
     config: &Config,
     keys: &Arc<KeyRing>,
-    store: DynamoStore,
     http: reqwest::Client,
-) -> Refunds {
-    let platform = PlatformClient::new(
+) -> PlatformClient {
+    PlatformClient::new(
         http,
         config.api_base.clone(),
         keys.clone(),
         config.protocol,
         config.require_signed_replies,
     )
-    .with_timeout(config.api_timeout);
+    .with_timeout(config.api_timeout)
+}
+
+/// The refund rules' settings of the configuration.
+pub fn refund_settings(config: &Config) -> RefundSettings {
+    RefundSettings {
+        skill_id: config.skill_id.clone(),
+        revision: config.protocol,
+        attention_after: config.refund_attention_after,
+        first_check: config.reconcile_grace,
+    }
+}
+
+/// Builds the refund flow with its platform client.
+pub fn refund_service(
+    config: &Config,
+    keys: &Arc<KeyRing>,
+    store: DynamoStore,
+    http: reqwest::Client,
+) -> Refunds {
     RefundService {
-        store,
-        platform,
-        settings: RefundSettings {
-            skill_id: config.skill_id.clone(),
-            revision: config.protocol,
-            attention_after: config.refund_attention_after,
-        },
+        store: store.with_shards(config.due_shards),
+        platform: platform_client(config, keys, http),
+        settings: refund_settings(config),
     }
 }

@@ -275,11 +275,11 @@ async fn refused_refunds_platform_failures_and_reconcile_findings_are_counted() 
         "{error}"
     );
 
-    metrics::reconcile(&dingdang::domain::reconcile::Summary {
+    metrics::reconcile(Some(&dingdang::domain::reconcile::Summary {
         orders_fulfilled: 2,
         refunds_resolved: 1,
         ..Default::default()
-    });
+    }));
 
     let lines = capture.lines();
     assert_eq!(total(&lines, Metric::Fulfilled), 1.0);

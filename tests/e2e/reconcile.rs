@@ -1,6 +1,8 @@
 //! Reconcile: lost notifications and stuck refunds are caught by the sweep.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use dingdang::domain::due::SweepClock;
 
 use dingdang_tests::{hmac_stack, id, reconciler, Settings, Webhook};
 use serde_json::json;
@@ -28,8 +30,13 @@ async fn a_lost_notification_is_fulfilled_by_reconcile_once() {
     );
     assert_eq!(webhook.calls(), 1);
 
-    // The paid order leaves the sweep; a late notification grants nothing.
+    // The paid order leaves the sweep, the unpaid one is due again after
+    // the first backoff step (a minute); a late notification grants nothing.
     let summary = sweep.run().await.unwrap();
+    assert_eq!(summary.orders_checked, 0, "{summary:?}");
+    let later =
+        SweepClock::until(SystemTime::now() + Duration::from_secs(60), Duration::ZERO).shifted(61);
+    let summary = sweep.run_with(later).await.unwrap();
     assert_eq!(
         (summary.orders_checked, summary.orders_fulfilled),
         (1, 0),

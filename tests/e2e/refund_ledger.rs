@@ -344,6 +344,8 @@ impl<S: LedgerStore> Harness<S> {
             created_at: 1,
             paid_at: Some(1),
             refunded_amt: 0,
+            next_check_at: None,
+            checks: 0,
         };
         store.insert_order(&order).await.unwrap();
         let ledger = Ledger {
@@ -363,6 +365,7 @@ impl<S: LedgerStore> Harness<S> {
                 skill_id: ids.skill.clone(),
                 revision: Revision::R2018,
                 attention_after: Duration::from_secs(86_400),
+                first_check: Duration::ZERO,
             },
         };
         Self {

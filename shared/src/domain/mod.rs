@@ -1,6 +1,7 @@
 //! The business rules. They talk to the store and to outbound services only
 //! through the traits declared here, so they know no AWS or HTTP types.
 
+pub mod due;
 pub mod orders;
 pub mod platform;
 pub mod reconcile;
@@ -30,6 +31,12 @@ pub struct Order {
     pub paid_at: Option<EpochSecs>,
     /// The sum of the order's refunds that have not FAILED, in fen.
     pub refunded_amt: i64,
+    /// While unpaid: when the sweep next asks the platform about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_check_at: Option<EpochSecs>,
+    /// How many times the sweep asked the platform about it.
+    #[serde(default)]
+    pub checks: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +46,10 @@ pub enum OrderStatus {
     Created,
     /// Paid and fulfilled: `transaction_id` is set.
     Paid,
+    /// Still unpaid at the sweep's maximum age and reported unpaid by a
+    /// last `orderquery`: no longer asked about. A payment reported later
+    /// is still recorded (the user has paid) and alerted.
+    Expired,
 }
 
 impl OrderStatus {
@@ -46,6 +57,7 @@ impl OrderStatus {
         match self {
             Self::Created => "CREATED",
             Self::Paid => "PAID",
+            Self::Expired => "EXPIRED",
         }
     }
 
@@ -53,6 +65,7 @@ impl OrderStatus {
         match s {
             "CREATED" => Some(Self::Created),
             "PAID" => Some(Self::Paid),
+            "EXPIRED" => Some(Self::Expired),
             _ => None,
         }
     }

@@ -41,10 +41,13 @@ pub fn new_trade_no(now: OffsetDateTime) -> TradeNo {
     TradeNo::parse(&format!("{stamp}{random}")).expect("digits and letters, 30 characters")
 }
 
+/// Registers an order; the sweep first asks about it `first_check` after
+/// now if no notification has paid it by then.
 pub async fn register(
     store: &dyn OrderStore,
     new: NewOrder,
     now: OffsetDateTime,
+    first_check: std::time::Duration,
 ) -> Result<Registered, StoreError> {
     let order = Order {
         trade_no: new.trade_no.unwrap_or_else(|| new_trade_no(now)),
@@ -55,6 +58,8 @@ pub async fn register(
         created_at: now.unix_timestamp(),
         paid_at: None,
         refunded_amt: 0,
+        next_check_at: Some(now.unix_timestamp() + super::due::secs(first_check)),
+        checks: 0,
     };
     Ok(match store.insert_order(&order).await? {
         None => Registered::Created(order),

@@ -2,66 +2,119 @@
 //! arrives, so a periodic sweep asks the platform about what is still open
 //! and applies the answers through the same paths notifications take.
 //!
-//! - Orders unpaid past a grace period (and younger than a maximum age):
-//!   `orderquery`; a SUCCESS there is fulfilled through the ship flow, so a
-//!   notification racing the sweep still fulfils once.
-//! - Refunds PENDING or PROCESSING past a grace period: `refundquery`,
-//!   applied through the refund state machine.
+//! Every unpaid order and open refund carries its next-check time in the
+//! due index. A sweep takes what is due, soonest first, round by round (a
+//! page of every shard, merged by due time), as long as its budget (the
+//! invocation's deadline less a margin) allows; every item it asks about
+//! and that stays open is pushed back by the backoff schedule, so the next
+//! round and the next sweep reach what is behind it: nothing is skipped
+//! because something older is still open.
+//!
+//! - An unpaid order: `orderquery`; a SUCCESS there is fulfilled through
+//!   the ship flow (a notification racing the sweep still fulfils once).
+//!   Still unpaid at the maximum age after a last `orderquery`: EXPIRED,
+//!   out of the index.
+//! - An open refund: `refundquery` (and a resubmission when the platform
+//!   does not report a PENDING one), through the refund rules.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
+use super::due::{secs, Backoff, SweepClock};
 use super::platform::Platform;
 use super::refunds::{RefundError, RefundService, RefundStore};
 use super::ship::{Fulfiller, ShipOutcome, ShipService, ShipStore};
 use super::sync::{sync_order, OrderSync, SyncError};
 use super::{Order, StoreError};
-use crate::protocol::RefundTradeNo;
+use crate::protocol::{RefundTradeNo, TradeNo};
 use crate::EpochSecs;
 
 #[derive(Debug, Clone)]
 pub struct ReconcileSettings {
-    /// How long a notification may take before we ask.
-    pub grace: Duration,
-    /// Orders older than this are no longer asked about.
+    /// An order still unpaid this long after it was registered gets a last
+    /// `orderquery` and, unpaid, becomes EXPIRED.
     pub max_age: Duration,
     /// Platform calls in flight at once.
     pub concurrency: usize,
-    /// Orders (and refunds) handled per run at most; the rest wait for the
-    /// next run.
-    pub max_items: usize,
+    /// Items read from each shard of the index per round.
+    pub page_size: usize,
+    /// How long an item that stays open waits before it is asked again.
+    pub backoff: Backoff,
+    /// Stop taking items this long before the invocation's deadline.
+    pub margin: Duration,
 }
 
 impl Default for ReconcileSettings {
     fn default() -> Self {
         Self {
-            grace: Duration::from_secs(600),
             max_age: Duration::from_secs(3 * 86_400),
             concurrency: 8,
-            max_items: 500,
+            page_size: 50,
+            backoff: Backoff::default(),
+            margin: Duration::from_secs(10),
         }
     }
 }
 
-/// What the store must list for a sweep: items due in a window of due
-/// times, oldest first, read page by page through an index (never a scan).
+/// An item the due index says must be looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DueItem {
+    Order(Order),
+    Refund {
+        refund_trade_no: RefundTradeNo,
+        checks: u32,
+        due: EpochSecs,
+    },
+}
+
+impl DueItem {
+    pub fn due(&self) -> EpochSecs {
+        match self {
+            Self::Order(order) => order.next_check_at.unwrap_or(order.created_at),
+            Self::Refund { due, .. } => *due,
+        }
+    }
+
+    fn key(&self) -> String {
+        match self {
+            Self::Order(order) => format!("O{}", order.trade_no.as_str()),
+            Self::Refund {
+                refund_trade_no, ..
+            } => format!("R{}", refund_trade_no.as_str()),
+        }
+    }
+}
+
+/// What the sweep needs from the store: the due index, read through its
+/// shards (never a scan), and the writes that move an item in it.
 #[async_trait]
 pub trait ReconcileStore: Send + Sync {
-    async fn due_orders(
+    /// Up to `per_shard` items of every shard due at or before `now`,
+    /// soonest first.
+    async fn due_items(&self, now: EpochSecs, per_shard: usize)
+        -> Result<Vec<DueItem>, StoreError>;
+    /// Pushes an unpaid order's next check to `at`, recording `checks`;
+    /// nothing when it is no longer unpaid.
+    async fn reschedule_order(
         &self,
-        from: EpochSecs,
-        to: EpochSecs,
-        limit: usize,
-    ) -> Result<Vec<Order>, StoreError>;
-    async fn due_refunds(
+        trade_no: &TradeNo,
+        checks: u32,
+        at: EpochSecs,
+    ) -> Result<(), StoreError>;
+    /// The same for an open refund.
+    async fn reschedule_refund(
         &self,
-        from: EpochSecs,
-        to: EpochSecs,
-        limit: usize,
-    ) -> Result<Vec<RefundTradeNo>, StoreError>;
+        refund_trade_no: &RefundTradeNo,
+        checks: u32,
+        at: EpochSecs,
+    ) -> Result<(), StoreError>;
+    /// Moves an unpaid order to EXPIRED, out of the index; `false` when it
+    /// was no longer unpaid.
+    async fn expire_order(&self, trade_no: &TradeNo, now: EpochSecs) -> Result<bool, StoreError>;
 }
 
 /// The counts of one sweep, logged as one line and returned.
@@ -76,8 +129,10 @@ pub struct Summary {
     pub orders_unpaid: usize,
     /// Reported paid, but our order refused it (amount, another payment).
     pub orders_refused: usize,
+    /// Unpaid at the maximum age: EXPIRED.
+    pub orders_expired: usize,
     pub refunds_checked: usize,
-    /// Refunds whose status moved.
+    /// Refunds whose status moved to a final one.
     pub refunds_resolved: usize,
     pub refunds_still_open: usize,
     /// Open past their attention time: a person must settle them.
@@ -85,32 +140,39 @@ pub struct Summary {
     /// Items the platform gave no usable answer about (also in `errors`).
     pub platform_errors: usize,
     pub errors: usize,
-}
-
-enum RefundFound {
-    Resolved,
-    Open,
-    PlatformError,
-    Error,
+    /// Rounds of the index read.
+    pub rounds: usize,
+    /// Items read as due but not reached before the budget ran out: the
+    /// next sweep takes them first.
+    pub left: usize,
+    /// The budget ran out before the index had nothing more due.
+    pub out_of_time: bool,
 }
 
 enum Found {
     Fulfilled,
     AlreadyFulfilled,
     Unpaid,
+    Expired,
     Refused,
+    Resolved,
+    StillOpen,
     PlatformError,
     Error,
 }
 
-/// One sweep.
+/// The sweep's dependencies.
+pub struct Sweep<'a, S, F, R, P> {
+    pub index: &'a dyn ReconcileStore,
+    pub ship: &'a ShipService<S, F>,
+    pub refunds: &'a RefundService<R, P>,
+    pub settings: &'a ReconcileSettings,
+}
+
+/// One sweep on `clock`.
 pub async fn reconcile<S, F, R, P>(
-    index: &dyn ReconcileStore,
-    ship: &ShipService<S, F>,
-    refunds: &RefundService<R, P>,
-    settings: &ReconcileSettings,
-    now: EpochSecs,
-    deadline: EpochSecs,
+    sweep: &Sweep<'_, S, F, R, P>,
+    clock: &SweepClock,
 ) -> Result<Summary, StoreError>
 where
     S: ShipStore,
@@ -118,106 +180,75 @@ where
     R: RefundStore,
     P: Platform,
 {
-    let secs = |d: Duration| EpochSecs::try_from(d.as_secs()).unwrap_or(EpochSecs::MAX / 4);
-    let (from, to) = (now - secs(settings.max_age), now - secs(settings.grace));
     let mut summary = Summary::default();
-
-    let orders = index.due_orders(from, to, settings.max_items).await?;
-    summary.orders_checked = orders.len();
-    let found: Vec<Found> = stream::iter(orders)
-        .map(|order| async move {
-            match sync_order(ship, &refunds.platform, &order, now, deadline).await {
-                Ok(OrderSync::Paid(ShipOutcome::Fulfilled)) => Found::Fulfilled,
-                Ok(OrderSync::Paid(ShipOutcome::AlreadyFulfilled | ShipOutcome::Replayed(_))) => {
-                    Found::AlreadyFulfilled
-                }
-                Ok(OrderSync::Paid(ShipOutcome::Rejected(rejection))) => {
-                    if rejection.is_alert() {
-                        tracing::error!(
-                            alert = true,
-                            reason = rejection.code(),
-                            trade_no = order.trade_no.as_str(),
-                            "reconcile: a payment reported by orderquery was refused"
-                        );
-                        Found::Refused
-                    } else {
-                        Found::Error
-                    }
-                }
-                Ok(OrderSync::NotPaid(_)) => Found::Unpaid,
-                Err(SyncError::Platform(err)) => {
-                    tracing::warn!(trade_no = order.trade_no.as_str(), error = %err, "reconcile: the platform gave no usable answer about an order");
-                    Found::PlatformError
-                }
-                Err(err) => {
-                    tracing::warn!(trade_no = order.trade_no.as_str(), error = %err, "reconcile: order not checked");
-                    Found::Error
-                }
-            }
-        })
-        .buffer_unordered(settings.concurrency.max(1))
-        .collect()
-        .await;
-    for f in found {
-        match f {
-            Found::Fulfilled => summary.orders_fulfilled += 1,
-            Found::AlreadyFulfilled => summary.orders_already_fulfilled += 1,
-            Found::Unpaid => summary.orders_unpaid += 1,
-            Found::Refused => summary.orders_refused += 1,
-            Found::PlatformError => {
-                summary.platform_errors += 1;
-                summary.errors += 1;
-            }
-            Found::Error => summary.errors += 1,
+    let mut seen = HashSet::new();
+    loop {
+        if clock.out_of_time() {
+            summary.out_of_time = true;
+            break;
         }
-    }
-
-    // Open refunds are asked about until they are final, however old.
-    let open = index.due_refunds(0, to, settings.max_items).await?;
-    summary.refunds_checked = open.len();
-    let results: Vec<(RefundFound, bool)> = stream::iter(open)
-        .map(|refund_trade_no| async move {
-            let before = refunds.store.get_refund(&refund_trade_no).await.ok().flatten().map(|r| r.status);
-            let checked = refunds.sync(&refund_trade_no, now).await;
-            let attention = match &checked {
-                Ok(after) => refunds.needs_attention(after, now),
-                Err(_) => refunds
-                    .store
-                    .get_refund(&refund_trade_no)
-                    .await
-                    .ok()
-                    .flatten()
-                    .is_some_and(|r| refunds.needs_attention(&r, now)),
-            };
-            let found = match checked {
-                Ok(after) if Some(after.status) != before && !after.status.is_open() => RefundFound::Resolved,
-                Ok(_) => RefundFound::Open,
-                Err(err) => {
-                    tracing::warn!(refund_trade_no = refund_trade_no.as_str(), error = %err, "reconcile: refund not checked");
-                    if matches!(err, RefundError::Platform(_)) {
-                        RefundFound::PlatformError
-                    } else {
-                        RefundFound::Error
-                    }
-                }
-            };
-            (found, attention)
-        })
-        .buffer_unordered(settings.concurrency.max(1))
-        .collect()
-        .await;
-    for (found, attention) in results {
-        match found {
-            RefundFound::Resolved => summary.refunds_resolved += 1,
-            RefundFound::Open => summary.refunds_still_open += 1,
-            RefundFound::PlatformError => {
-                summary.platform_errors += 1;
-                summary.errors += 1;
-            }
-            RefundFound::Error => summary.errors += 1,
+        let mut items = sweep
+            .index
+            .due_items(clock.now(), sweep.settings.page_size.max(1))
+            .await?;
+        items.retain(|item| seen.insert(item.key()));
+        if items.is_empty() {
+            break;
         }
-        if attention {
-            summary.refunds_need_attention += 1;
+        items.sort_by_key(DueItem::due);
+        summary.rounds += 1;
+        let results: Vec<Option<(bool, Found, bool)>> = stream::iter(items)
+            .map(|item| async move {
+                if clock.out_of_time() {
+                    return None;
+                }
+                Some(match item {
+                    DueItem::Order(order) => (true, check_order(sweep, clock, &order).await, false),
+                    DueItem::Refund {
+                        refund_trade_no,
+                        checks,
+                        ..
+                    } => {
+                        let (found, attention) =
+                            check_refund(sweep, clock, &refund_trade_no, checks).await;
+                        (false, found, attention)
+                    }
+                })
+            })
+            .buffer_unordered(sweep.settings.concurrency.max(1))
+            .collect()
+            .await;
+        for result in results {
+            let Some((is_order, found, attention)) = result else {
+                summary.left += 1;
+                continue;
+            };
+            if is_order {
+                summary.orders_checked += 1;
+            } else {
+                summary.refunds_checked += 1;
+            }
+            if attention {
+                summary.refunds_need_attention += 1;
+            }
+            match found {
+                Found::Fulfilled => summary.orders_fulfilled += 1,
+                Found::AlreadyFulfilled => summary.orders_already_fulfilled += 1,
+                Found::Unpaid => summary.orders_unpaid += 1,
+                Found::Expired => summary.orders_expired += 1,
+                Found::Refused => summary.orders_refused += 1,
+                Found::Resolved => summary.refunds_resolved += 1,
+                Found::StillOpen => summary.refunds_still_open += 1,
+                Found::PlatformError => {
+                    summary.platform_errors += 1;
+                    summary.errors += 1;
+                }
+                Found::Error => summary.errors += 1,
+            }
+        }
+        if summary.left > 0 {
+            summary.out_of_time = true;
+            break;
         }
     }
     tracing::info!(
@@ -226,13 +257,177 @@ where
         orders_already_fulfilled = summary.orders_already_fulfilled,
         orders_unpaid = summary.orders_unpaid,
         orders_refused = summary.orders_refused,
+        orders_expired = summary.orders_expired,
         refunds_checked = summary.refunds_checked,
         refunds_resolved = summary.refunds_resolved,
         refunds_still_open = summary.refunds_still_open,
         refunds_need_attention = summary.refunds_need_attention,
         platform_errors = summary.platform_errors,
         errors = summary.errors,
+        rounds = summary.rounds,
+        left = summary.left,
+        out_of_time = summary.out_of_time,
+        remaining_ms = u64::try_from(clock.remaining().as_millis()).unwrap_or(u64::MAX),
         "reconcile summary"
     );
     Ok(summary)
+}
+
+/// When an item checked `checks` times is next due: the backoff, and for an
+/// order never later than its maximum age, so that its last check is on
+/// time.
+fn next_check(
+    settings: &ReconcileSettings,
+    checks: u32,
+    now: EpochSecs,
+    expires: Option<EpochSecs>,
+) -> EpochSecs {
+    let at = now + secs(settings.backoff.after(checks));
+    match expires {
+        Some(expires) if now < expires => at.min(expires),
+        _ => at,
+    }
+}
+
+async fn check_order<S, F, R, P>(
+    sweep: &Sweep<'_, S, F, R, P>,
+    clock: &SweepClock,
+    order: &Order,
+) -> Found
+where
+    S: ShipStore,
+    F: Fulfiller,
+    R: RefundStore,
+    P: Platform,
+{
+    let now = clock.now();
+    let expires = order.created_at + secs(sweep.settings.max_age);
+    let found = match sync_order(
+        sweep.ship,
+        &sweep.refunds.platform,
+        order,
+        now,
+        clock.deadline,
+    )
+    .await
+    {
+        Ok(OrderSync::Paid(ShipOutcome::Fulfilled)) => return Found::Fulfilled,
+        Ok(OrderSync::Paid(ShipOutcome::AlreadyFulfilled | ShipOutcome::Replayed(_))) => {
+            return Found::AlreadyFulfilled
+        }
+        Ok(OrderSync::Paid(ShipOutcome::Rejected(rejection))) => {
+            if rejection.is_alert() {
+                tracing::error!(
+                    alert = true,
+                    reason = rejection.code(),
+                    trade_no = order.trade_no.as_str(),
+                    "reconcile: a payment reported by orderquery was refused"
+                );
+                Found::Refused
+            } else {
+                Found::Error
+            }
+        }
+        Ok(OrderSync::NotPaid(_)) if now >= expires => {
+            return match sweep.index.expire_order(&order.trade_no, now).await {
+                Ok(true) => {
+                    tracing::info!(
+                        trade_no = order.trade_no.as_str(),
+                        checks = order.checks + 1,
+                        "reconcile: order unpaid at its maximum age: EXPIRED"
+                    );
+                    Found::Expired
+                }
+                Ok(false) => Found::AlreadyFulfilled,
+                Err(err) => {
+                    tracing::warn!(trade_no = order.trade_no.as_str(), error = %err, "reconcile: order not expired");
+                    Found::Error
+                }
+            };
+        }
+        Ok(OrderSync::NotPaid(_)) => Found::Unpaid,
+        Err(SyncError::Platform(err)) => {
+            tracing::warn!(trade_no = order.trade_no.as_str(), error = %err, "reconcile: the platform gave no usable answer about an order");
+            Found::PlatformError
+        }
+        Err(err) => {
+            tracing::warn!(trade_no = order.trade_no.as_str(), error = %err, "reconcile: order not checked");
+            Found::Error
+        }
+    };
+    let checks = order.checks.saturating_add(1);
+    let at = next_check(sweep.settings, checks, now, Some(expires));
+    if let Err(err) = sweep
+        .index
+        .reschedule_order(&order.trade_no, checks, at)
+        .await
+    {
+        tracing::warn!(trade_no = order.trade_no.as_str(), error = %err, "reconcile: order not rescheduled");
+        return Found::Error;
+    }
+    found
+}
+
+async fn check_refund<S, F, R, P>(
+    sweep: &Sweep<'_, S, F, R, P>,
+    clock: &SweepClock,
+    refund_trade_no: &RefundTradeNo,
+    checks: u32,
+) -> (Found, bool)
+where
+    R: RefundStore,
+    P: Platform,
+{
+    let now = clock.now();
+    let refunds = sweep.refunds;
+    let before = refunds
+        .store
+        .get_refund(refund_trade_no)
+        .await
+        .ok()
+        .flatten()
+        .map(|r| r.status);
+    let checked = refunds.sync(refund_trade_no, now).await;
+    let (found, after) = match checked {
+        Ok(after) if !after.status.is_open() => {
+            let found = if Some(after.status) != before {
+                Found::Resolved
+            } else {
+                Found::StillOpen
+            };
+            return (found, false);
+        }
+        Ok(after) => (Found::StillOpen, Some(after)),
+        Err(err) => {
+            tracing::warn!(refund_trade_no = refund_trade_no.as_str(), error = %err, "reconcile: refund not checked");
+            let found = if matches!(err, RefundError::Platform(_)) {
+                Found::PlatformError
+            } else {
+                Found::Error
+            };
+            (
+                found,
+                refunds
+                    .store
+                    .get_refund(refund_trade_no)
+                    .await
+                    .ok()
+                    .flatten(),
+            )
+        }
+    };
+    let attention = after
+        .as_ref()
+        .is_some_and(|r| refunds.needs_attention(r, now));
+    let checks = checks.saturating_add(1);
+    let at = next_check(sweep.settings, checks, now, None);
+    if let Err(err) = sweep
+        .index
+        .reschedule_refund(refund_trade_no, checks, at)
+        .await
+    {
+        tracing::warn!(refund_trade_no = refund_trade_no.as_str(), error = %err, "reconcile: refund not rescheduled");
+        return (Found::Error, attention);
+    }
+    (found, attention)
 }

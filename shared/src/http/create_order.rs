@@ -24,12 +24,15 @@ pub struct CreateOrderApp {
     store: DynamoStore,
     inbound: Inbound,
     skill_id: SkillId,
+    /// When the sweep first asks about an order not paid by then.
+    first_check: std::time::Duration,
 }
 
 impl CreateOrderApp {
     pub fn new(config: Config, store: DynamoStore) -> Self {
         Self {
-            store,
+            store: store.with_shards(config.due_shards),
+            first_check: config.reconcile_grace,
             inbound: Inbound {
                 keys: Arc::new(config.keys),
             },
@@ -81,6 +84,8 @@ impl CreateOrderApp {
                 created_at: at,
                 paid_at: None,
                 refunded_amt: 0,
+                next_check_at: Some(at + crate::domain::due::secs(self.first_check)),
+                checks: 0,
             },
             details: request.details.clone(),
             request_key: request_key(&request),

@@ -246,6 +246,8 @@ pub struct PartnerApi {
     store: DynamoStore,
     refunds: Refunds,
     ship: Shipper,
+    /// When the sweep first asks about an order not paid by then.
+    first_check: std::time::Duration,
 }
 
 impl PartnerApi {
@@ -254,9 +256,10 @@ impl PartnerApi {
         let refunds = refund_service(&config, &keys, store.clone(), http.clone());
         let ship = shipper(&config, &keys, store.clone(), http);
         Self {
-            store,
+            store: store.with_shards(config.due_shards),
             refunds,
             ship,
+            first_check: config.reconcile_grace,
         }
     }
 
@@ -342,7 +345,13 @@ impl PartnerApi {
             total_amt: body.total_amt,
             user_token: body.user_token,
         };
-        let registered = register(&self.store, new, OffsetDateTime::now_utc()).await?;
+        let registered = register(
+            &self.store,
+            new,
+            OffsetDateTime::now_utc(),
+            self.first_check,
+        )
+        .await?;
         let order = match &registered {
             Registered::Created(o) | Registered::Existing(o) | Registered::Conflict(o) => o,
         };

@@ -26,7 +26,7 @@ pub struct RefundNotifyApp {
 impl RefundNotifyApp {
     pub fn new(config: Config, store: DynamoStore) -> Self {
         Self {
-            store,
+            store: store.with_shards(config.due_shards),
             inbound: Inbound {
                 keys: Arc::new(config.keys),
             },

@@ -154,6 +154,14 @@ metrics! {
     ReconcileResolvedRefunds => Count,
     /// Reconcile: items it could not check (store or platform errors).
     ReconcileErrors => Count,
+    /// Reconcile: one per sweep that completed (alarmed when missing).
+    ReconcileCompleted => Count,
+    /// Reconcile: one per sweep that failed as a whole (a listing error).
+    ReconcileFailed => Count,
+    /// Reconcile: items read as due that the sweep's budget did not reach.
+    ReconcileLeft => Count,
+    /// Reconcile: orders unpaid at `RECONCILE_MAX_AGE_SECS`, now EXPIRED.
+    OrderExpired => Count,
     /// Refunds still open past `REFUND_ATTENTION_SECS`, counted by every sweep: a person must settle them.
     RefundNeedsAttention => Count,
     /// A refund settled by an operator (`POST /refunds/{refundTradeNo}/settle`).
@@ -366,8 +374,19 @@ pub fn fulfilment_latency(elapsed: Duration, ok: bool, transaction_id: &str) {
 
 /// What one reconcile sweep found: orders found paid (lost notifications,
 /// now fulfilled), refunds whose status moved, and errors.
-pub fn reconcile(summary: &crate::domain::reconcile::Summary) {
-    Event::new("reconcile")
+/// The line of one sweep: its counts when it completed
+/// (`ReconcileCompleted` 1), `ReconcileFailed` 1 when it failed as a whole
+/// (a listing error), so that a sweep never ends without a line.
+pub fn reconcile(summary: Option<&crate::domain::reconcile::Summary>) {
+    let event = Event::new("reconcile");
+    let Some(summary) = summary else {
+        return event
+            .value(Metric::ReconcileFailed, 1.0)
+            .value(Metric::ReconcileErrors, 1.0)
+            .emit();
+    };
+    event
+        .value(Metric::ReconcileCompleted, 1.0)
         .value(Metric::ReconcileFoundPaid, summary.orders_fulfilled as f64)
         .value(
             Metric::ReconcileResolvedRefunds,
@@ -375,6 +394,8 @@ pub fn reconcile(summary: &crate::domain::reconcile::Summary) {
         )
         .value(Metric::ReconcileErrors, summary.errors as f64)
         .value(Metric::PlatformError, summary.platform_errors as f64)
+        .value(Metric::OrderExpired, summary.orders_expired as f64)
+        .value(Metric::ReconcileLeft, summary.left as f64)
         .value(
             Metric::RefundNeedsAttention,
             summary.refunds_need_attention as f64,

@@ -2,9 +2,11 @@
 //! platform's `paycgi` API). The only module that uses reqwest.
 
 mod fulfilment;
+mod paced;
 mod paycgi;
 
 pub use fulfilment::WebhookFulfiller;
+pub use paced::Paced;
 pub use paycgi::PlatformClient;
 
 use std::time::Duration;

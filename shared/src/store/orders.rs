@@ -4,12 +4,14 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 
+use super::due::{due_partition, DueKind};
 use super::item::{key, n, s, sdk_error, Item, Read};
 use super::{DynamoStore, ORDER};
 use crate::domain::{Order, OrderStatus, OrderStore, StoreError};
 use crate::protocol::{Fen, TradeNo, TransactionId, UserToken};
 
-/// `gsi1pk` of orders waiting for payment.
+/// The `gsi1pk` of unpaid orders before the due index was sharded (and of
+/// an order a payment claim creates for an unknown tradeNo): still read.
 pub(crate) const UNPAID: &str = "ORDER#CREATED";
 
 /// `gsi1sk`: a sortable due time.
@@ -17,7 +19,7 @@ pub(crate) fn due_key(at: i64) -> String {
     format!("{at:012}")
 }
 
-pub(crate) fn order_item(order: &Order) -> Item {
+pub(crate) fn order_item(order: &Order, shards: u16) -> Item {
     let mut item = key(ORDER, order.trade_no.as_str());
     item.insert("kind".into(), s("ORDER"));
     item.insert("tradeNo".into(), s(order.trade_no.as_str()));
@@ -34,9 +36,19 @@ pub(crate) fn order_item(order: &Order) -> Item {
     if let Some(at) = order.paid_at {
         item.insert("paidAt".into(), n(at));
     }
+    item.insert("checks".into(), n(i64::from(order.checks)));
     if order.status == OrderStatus::Created {
-        item.insert("gsi1pk".into(), s(UNPAID));
-        item.insert("gsi1sk".into(), s(due_key(order.created_at)));
+        let due = order.next_check_at.unwrap_or(order.created_at);
+        item.insert("nextCheckAt".into(), n(due));
+        item.insert(
+            "gsi1pk".into(),
+            s(due_partition(
+                DueKind::Order,
+                order.trade_no.as_str(),
+                shards,
+            )),
+        );
+        item.insert("gsi1sk".into(), s(due_key(due)));
     }
     item
 }
@@ -53,7 +65,17 @@ pub(crate) fn read_order(item: &Item) -> Result<Order, StoreError> {
         created_at: r.num("createdAt")?,
         paid_at: r.opt_num("paidAt")?,
         refunded_amt: r.opt_num("refundedAmt")?.unwrap_or(0),
+        next_check_at: r.opt_num("nextCheckAt")?,
+        checks: checks(&r)?,
     })
+}
+
+/// The `checks` attribute (absent: never checked).
+pub(crate) fn checks(r: &Read<'_>) -> Result<u32, StoreError> {
+    r.opt_num("checks")?
+        .map(|c| u32::try_from(c).map_err(|_| StoreError::new("stored `checks` is out of range")))
+        .transpose()
+        .map(Option::unwrap_or_default)
 }
 
 #[async_trait]
@@ -63,7 +85,7 @@ impl OrderStore for DynamoStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(order_item(order)))
+            .set_item(Some(order_item(order, self.shards)))
             .condition_expression("attribute_not_exists(pk)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -108,7 +130,7 @@ impl crate::domain::orders::PlatformOrderStore for DynamoStore {
 
         use super::item::{failed, nonce_put};
 
-        let mut order = order_item(&request.order);
+        let mut order = order_item(&request.order, self.shards);
         order.insert(
             "details".into(),
             s(serde_json::to_string(&request.details).unwrap_or_default()),

@@ -5,8 +5,9 @@ use aws_sdk_dynamodb::types::{
     Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
+use super::due::{due_partition, DueKind};
 use super::item::{failed, key, n, nonce_put, s, sdk_error, Expr, Item, Read};
-use super::orders::due_key;
+use super::orders::{checks, due_key};
 use super::{DynamoStore, PAYMENT, REFUND, UNMATCHED};
 use crate::domain::refunds::{
     Applied, Kept, NonceClaim, Refund, RefundStatus, RefundStore, Reserved,
@@ -18,10 +19,7 @@ use crate::protocol::{
 };
 use crate::EpochSecs;
 
-/// `gsi1pk` of refunds waiting for a final state.
-pub(crate) const OPEN_REFUNDS: &str = "REFUND#OPEN";
-
-fn refund_item(refund: &Refund) -> Item {
+fn refund_item(refund: &Refund, shards: u16) -> Item {
     let mut item = key(REFUND, refund.refund_trade_no.as_str());
     item.insert("kind".into(), s("REFUND"));
     item.insert("refundTradeNo".into(), s(refund.refund_trade_no.as_str()));
@@ -48,9 +46,18 @@ fn refund_item(refund: &Refund) -> Item {
     if let Some(reason) = &refund.fail_reason {
         item.insert("failReason".into(), s(reason));
     }
+    item.insert("checks".into(), n(i64::from(refund.checks)));
+    item.insert("nextCheckAt".into(), n(refund.next_check_at));
     if refund.status.is_open() {
-        item.insert("gsi1pk".into(), s(OPEN_REFUNDS));
-        item.insert("gsi1sk".into(), s(due_key(refund.updated_at)));
+        item.insert(
+            "gsi1pk".into(),
+            s(due_partition(
+                DueKind::Refund,
+                refund.refund_trade_no.as_str(),
+                shards,
+            )),
+        );
+        item.insert("gsi1sk".into(), s(due_key(refund.next_check_at)));
     }
     item
 }
@@ -84,6 +91,12 @@ pub(crate) fn read_refund(item: &Item) -> Result<Refund, StoreError> {
             Some(count) => u32::try_from(count)
                 .map_err(|_| StoreError::new("stored `submissions` is out of range"))?,
         },
+        // Records written before next checks were kept: due since written.
+        next_check_at: match r.opt_num("nextCheckAt")? {
+            Some(at) => at,
+            None => r.num("updatedAt")?,
+        },
+        checks: checks(&r)?,
         created_at: r.num("createdAt")?,
         updated_at: r.num("updatedAt")?,
     })
@@ -173,7 +186,7 @@ impl RefundStore for DynamoStore {
             "refund put",
             Put::builder()
                 .table_name(&self.table)
-                .set_item(Some(refund_item(refund)))
+                .set_item(Some(refund_item(refund, self.shards)))
                 .condition_expression("attribute_not_exists(pk)")
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
@@ -257,7 +270,7 @@ impl RefundStore for DynamoStore {
                 "refund transition",
                 Put::builder()
                     .table_name(&self.table)
-                    .set_item(Some(refund_item(after)))
+                    .set_item(Some(refund_item(after, self.shards)))
                     .condition_expression(condition)
                     .set_expression_attribute_names(Some(expr.names))
                     .set_expression_attribute_values(Some(expr.values))

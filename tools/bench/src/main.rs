@@ -453,6 +453,7 @@ async fn register_orders(store: &DynamoStore, n: usize) -> Result<Vec<Notice>> {
                 user_token: None,
             },
             OffsetDateTime::now_utc(),
+            std::time::Duration::from_secs(600),
         )
         .await?;
         if !matches!(registered, Registered::Created(_)) {

@@ -270,6 +270,8 @@ mod tests {
             refund_transaction_id: None,
             fail_reason: None,
             submissions,
+            next_check_at: 0,
+            checks: 0,
             created_at: 0,
             updated_at: 0,
         }

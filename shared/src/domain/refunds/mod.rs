@@ -26,6 +26,7 @@ use serde::Serialize;
 
 pub use decide::{decide, transition, Decision, Facts, Hold, Said, Source};
 
+use super::due::secs;
 use super::platform::{Platform, PlatformError};
 use super::{Order, OrderStatus, StoreError};
 use crate::protocol::{
@@ -103,6 +104,10 @@ pub struct Refund {
     /// `paycgi/refund` calls claimed for this `refundTradeNo` (the first
     /// is claimed with the reservation).
     pub submissions: u32,
+    /// While open: when the sweep next asks the platform about it.
+    pub next_check_at: EpochSecs,
+    /// How many times the sweep asked the platform about it.
+    pub checks: u32,
     pub created_at: EpochSecs,
     pub updated_at: EpochSecs,
 }
@@ -293,6 +298,9 @@ pub struct RefundSettings {
     /// A refund still open this long after it was requested needs a
     /// person (metric `RefundNeedsAttention`, alarmed).
     pub attention_after: Duration,
+    /// How long after it was requested the sweep first asks about a refund
+    /// still open.
+    pub first_check: Duration,
 }
 
 /// The default of [`RefundSettings::attention_after`]: 24 hours.
@@ -323,10 +331,6 @@ fn same_request(refund: &Refund, new: &NewRefund) -> bool {
         && refund.refund_amt == new.refund_amt
         && refund.refund_desc == new.refund_desc
         && refund.refund_details == new.refund_details
-}
-
-fn secs(d: Duration) -> EpochSecs {
-    EpochSecs::try_from(d.as_secs()).unwrap_or(EpochSecs::MAX / 4)
 }
 
 impl<S: RefundStore, P: Platform> RefundService<S, P> {
@@ -360,6 +364,8 @@ impl<S: RefundStore, P: Platform> RefundService<S, P> {
             refund_transaction_id: None,
             fail_reason: None,
             submissions: 1,
+            next_check_at: now + secs(self.settings.first_check),
+            checks: 0,
             created_at: now,
             updated_at: now,
         };
