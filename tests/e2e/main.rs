@@ -7,6 +7,7 @@ mod faults;
 mod metrics;
 mod orders;
 mod reconcile;
+mod reconcile_scale;
 mod refund_ledger;
 mod refund_notify;
 mod refunds;

@@ -48,16 +48,16 @@ pub async fn rsa_stack(settings: Settings, tune: impl FnOnce(&mut SimConfig)) ->
     stack
 }
 
-/// A reconcile sweep over the stack's table, with `settings` (the app's)
-/// and a zero grace period.
+/// A reconcile sweep over the stack's table, with `settings` (the app's;
+/// its `RECONCILE_*` entries too).
 pub fn reconciler(stack: &Stack, settings: &Settings) -> dingdang::jobs::ReconcileApp {
     let settings = settings
         .clone()
         .with("DINGDANG_API_BASE", stack.sim.api_base());
     let config = settings.config(stack.app.store.table());
-    dingdang::jobs::ReconcileApp::new(config, stack.app.store.clone(), |name| match name {
-        "RECONCILE_GRACE_SECS" => Some("0".to_owned()),
-        _ => None,
+    let env = settings.env.clone();
+    dingdang::jobs::ReconcileApp::new(config, stack.app.store.clone(), move |name| {
+        env.get(name).cloned()
     })
     .expect("reconcile settings")
 }
