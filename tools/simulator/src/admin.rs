@@ -9,6 +9,7 @@ use dingdang::protocol::RefundStatus;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
+use crate::behaviour::{On, Rule};
 use crate::{lock, RefundOutcome, SimRefund, Simulator};
 
 impl Simulator {
@@ -145,6 +146,49 @@ impl Simulator {
         )
     }
 
+    /// `POST /admin/behaviour` with a rule as [`Rule::from_json`] reads it:
+    /// `{"retCode":"SUCCESS","behaviours":[every rule in force]}`.
+    fn admin_set_behaviour(&self, body: &[u8]) -> (StatusCode, Value) {
+        let request: Value = match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(_) => return bad_request("expected a JSON object"),
+        };
+        match Rule::from_json(&request).and_then(|rule| self.set_behaviour(rule)) {
+            Ok(()) => (
+                StatusCode::OK,
+                json!({"retCode": "SUCCESS", "behaviours": self.behaviours_json()}),
+            ),
+            Err(e) => bad_request(&e),
+        }
+    }
+
+    /// `POST /admin/behaviour/clear` `{"tradeNo":..}`, `{"refundTradeNo":..}`
+    /// or `{}` (every rule): `{"retCode":"SUCCESS","cleared":n}`.
+    fn admin_clear_behaviours(&self, body: &[u8]) -> (StatusCode, Value) {
+        let request: Value = if body.iter().all(u8::is_ascii_whitespace) {
+            json!({})
+        } else {
+            match serde_json::from_slice(body) {
+                Ok(v @ Value::Object(_)) => v,
+                _ => return bad_request("expected {\"tradeNo\":..}, {\"refundTradeNo\":..} or {}"),
+            }
+        };
+        match On::from_json(&request) {
+            Ok(on) => {
+                let cleared = self.clear_behaviours(on.as_ref());
+                (
+                    StatusCode::OK,
+                    json!({"retCode": "SUCCESS", "cleared": cleared}),
+                )
+            }
+            Err(e) => bad_request(&e),
+        }
+    }
+
+    fn behaviours_json(&self) -> Vec<Value> {
+        self.behaviours().iter().map(Rule::to_json).collect()
+    }
+
     /// `GET /admin/fulfilments`: `{"total":..,"keys":{key: count}}`.
     fn admin_fulfilments(&self) -> (StatusCode, Value) {
         let counts = self.fulfilment_counts();
@@ -170,6 +214,28 @@ pub(crate) async fn pay_route(State(sim): State<Simulator>, body: Bytes) -> Resp
 
 pub(crate) async fn pay_silently_route(State(sim): State<Simulator>, body: Bytes) -> Response {
     sim.admin("/admin/pay-silently", &body, false).await
+}
+
+fn bad_request(msg: &str) -> (StatusCode, Value) {
+    (
+        StatusCode::BAD_REQUEST,
+        json!({"retCode": "FAIL", "retMsg": msg}),
+    )
+}
+
+pub(crate) async fn behaviours_route(State(sim): State<Simulator>) -> Response {
+    let reply = (StatusCode::OK, json!({"behaviours": sim.behaviours_json()}));
+    sim.admin_reply(Method::GET, "/admin/behaviour", reply)
+}
+
+pub(crate) async fn set_behaviour_route(State(sim): State<Simulator>, body: Bytes) -> Response {
+    let reply = sim.admin_set_behaviour(&body);
+    sim.admin_reply(Method::POST, "/admin/behaviour", reply)
+}
+
+pub(crate) async fn clear_behaviours_route(State(sim): State<Simulator>, body: Bytes) -> Response {
+    let reply = sim.admin_clear_behaviours(&body);
+    sim.admin_reply(Method::POST, "/admin/behaviour/clear", reply)
 }
 
 fn not_found(msg: &str) -> (StatusCode, Value) {

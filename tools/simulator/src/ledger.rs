@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 
 use dingdang::protocol::{
-    Fen, OrderRef, RefundRef, RefundStatus, RefundTradeNo, RefundTransactionId, Revision, TradeNo,
-    TransactionId,
+    Fen, OrderRef, RefundRef, RefundRequest, RefundStatus, RefundTradeNo, RefundTransactionId,
+    Revision, TradeNo, TransactionId,
 };
 use serde_json::{json, Value};
 
+use crate::behaviour::Behaviours;
 use crate::serial;
 
 /// A paid order as the simulator holds it.
@@ -110,6 +111,23 @@ pub(crate) struct Ledger {
     pub(crate) refunds: HashMap<String, Refund>,
     /// refundTransactionId → refundTradeNo.
     pub(crate) by_refund_transaction: HashMap<String, String>,
+    /// The bad platform's rules, under the same lock: a request chooses
+    /// and consumes one atomically with its effect on the books.
+    pub(crate) behaviours: Behaviours,
+}
+
+/// What the platform makes of a refund request it can accept.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum RefundCheck {
+    /// The same refund (`refundTradeNo`, order and amount) again: the
+    /// recorded one is answered.
+    Existing,
+    /// A new refund of this order, within what is left of it.
+    New {
+        trade_no: TradeNo,
+        transaction_id: TransactionId,
+        total_amt: Fen,
+    },
 }
 
 impl Ledger {
@@ -159,6 +177,49 @@ impl Ledger {
             },
         );
         Ok(transaction_id)
+    }
+
+    /// Whether a refund request can be accepted, by the platform's rules
+    /// (see the crate documentation); the `retMsg` of its refusal when not.
+    pub(crate) fn check_refund(
+        &self,
+        request: &RefundRequest,
+    ) -> Result<RefundCheck, &'static str> {
+        let order = request
+            .order_ref()
+            .and_then(|o| self.order(&o))
+            .ok_or("order not found")?;
+        if request.total_amt != order.total_amt {
+            return Err("totalAmt does not match order");
+        }
+        if let Some(existing) = self.refunds.get(request.refund_trade_no.as_str()) {
+            return if existing.transaction_id == order.transaction_id
+                && existing.refund_amt == request.refund_amt
+            {
+                Ok(RefundCheck::Existing)
+            } else {
+                Err("refundTradeNo already used")
+            };
+        }
+        let committed = self.committed(&order.transaction_id);
+        if committed + i128::from(request.refund_amt.get()) > i128::from(order.total_amt.get()) {
+            return Err("refund exceeds order");
+        }
+        Ok(RefundCheck::New {
+            trade_no: order.trade_no.clone(),
+            transaction_id: order.transaction_id.clone(),
+            total_amt: order.total_amt,
+        })
+    }
+
+    /// Records a new refund.
+    pub(crate) fn insert_refund(&mut self, refund: Refund) {
+        self.by_refund_transaction.insert(
+            refund.refund_transaction_id.to_string(),
+            refund.refund_trade_no.to_string(),
+        );
+        self.refunds
+            .insert(refund.refund_trade_no.to_string(), refund);
     }
 
     /// Refunded or being refunded (not `FAIL`) on the order.

@@ -23,10 +23,15 @@
 //!   (`FULFILLMENT_URL`) that counts the signed requests it accepts by
 //!   `Idempotency-Key`; `GET /admin/fulfilments` and
 //!   `GET /admin/fulfilments/{key}` show the counts.
+//! - `POST /admin/behaviour` (one rule of the bad platform, below),
+//!   `GET /admin/behaviour` (the rules in force, in the order they apply,
+//!   with the uses left) and `POST /admin/behaviour/clear`
+//!   `{"tradeNo":..}`, `{"refundTradeNo":..}` or `{}` (every rule) →
+//!   `{"retCode":"SUCCESS","cleared":n}`.
 //!
 //! [`scenario`] plays the platform's bad days (duplicate, early, late and
-//! lost notifications) against a running partner stack and checks what must
-//! still hold.
+//! lost notifications; ambiguous refund replies) against a running partner
+//! stack and checks what must still hold.
 //!
 //! Orders exist only once [`Simulator::pay`] or [`Simulator::pay_silently`]
 //! created them. An order query for any other order answers `FAIL` with
@@ -50,8 +55,66 @@
 //! are HMAC and the 2019 revision (`skillId`) when they are RSA2 (see
 //! [`Simulator::set_notify_revision`]); a refund result notification uses
 //! the revision of the refund request that created the refund.
+//!
+//! # The bad platform: behaviours per order and per refund
+//!
+//! A [`Rule`] makes the platform ambiguous, late or wrong for one order
+//! (`tradeNo`: its `orderquery`, its refunds and their `refundquery`) or
+//! one refund (`refundTradeNo`: its `refund` and `refundquery` requests),
+//! at one endpoint (`endpoint`) or at every endpoint its behaviour happens
+//! at, for the next `times` requests it applies to or, without `times`,
+//! until cleared:
+//!
+//! | `behaviour` | endpoints | what happens |
+//! | --- | --- | --- |
+//! | `fail-duplicate` | `refund` | a resubmission of a refund already recorded (same `refundTradeNo`, order and amount) is answered `retCode` `FAIL` "duplicate refundTradeNo"; the recorded refund proceeds as usual (a first submission is not affected) |
+//! | `busy` | all | `retCode` `FAIL` "system busy", the ledger unchanged (a refund is not recorded) |
+//! | `missing-field` | all | a `SUCCESS` reply without `field` (default: `transactionId` for `orderquery`, `refundTransactionId` for `refund`, `refundStatus` for `refundquery`; any other field of the reply, [`reply_fields`]), signed as usual, the request's effect recorded; replies that are not `SUCCESS` are left alone |
+//! | `late-reply` | all | the effect is recorded at once (a new refund is `PROCESSING`), the reply comes `delayMs` later (default 10 000, longer than the partner's default 5 s timeout) |
+//! | `accept-then-fail` | `refund` | a new refund is accepted (`PROCESSING`) and becomes `FAIL` after `delayMs` (default [`SimConfig::refund_delay`]) whatever [`SimConfig::refund_outcome`] says: its amount is released and its refund result notification, when configured, says `FAIL` |
+//!
+//! A request takes the first rule, in the order they were set, that
+//! applies to it (a `fail-duplicate` rule applies to resubmissions only, an
+//! `accept-then-fail` rule to new refunds only, a `missing-field` rule to
+//! `SUCCESS` replies only) and uses one of its `times`. The rules live
+//! under the ledger's lock, so choosing and using one is atomic with the
+//! request's effect: `times` are shared out exactly among concurrent
+//! requests, and the same requests in the same order meet the same
+//! behaviours. Setting a rule of the same behaviour for the same order or
+//! refund and endpoint replaces it.
+//!
+//! In process:
+//!
+//! ```no_run
+//! # use std::time::Duration;
+//! # use simulator::{Behaviour, Endpoint, On, Rule, Simulator};
+//! # fn f(sim: &Simulator) -> Result<(), String> {
+//! sim.set_behaviour(Rule::refund("R1", Behaviour::FailDuplicate))?;
+//! sim.set_behaviour(Rule::refund("R1", Behaviour::Busy).at(Endpoint::RefundQuery).times(2))?;
+//! sim.set_behaviour(Rule::order("O1", Behaviour::MissingField(None)).at(Endpoint::OrderQuery))?;
+//! sim.set_behaviour(
+//!     Rule::refund("R2", Behaviour::LateReply(Duration::from_secs(7))).at(Endpoint::Refund).times(1),
+//! )?;
+//! sim.set_behaviour(Rule::refund("R3", Behaviour::AcceptThenFail(Some(Duration::from_millis(500)))))?;
+//! sim.clear_behaviours(Some(&On::Refund("R1".into())));
+//! sim.clear_behaviours(None);
+//! # Ok(()) }
+//! ```
+//!
+//! Over HTTP, the same rules (`POST /admin/behaviour`; `400` with `retMsg`
+//! for a rule that could never apply):
+//!
+//! ```text
+//! {"refundTradeNo":"R1","behaviour":"fail-duplicate"}
+//! {"refundTradeNo":"R1","behaviour":"busy","endpoint":"refundquery","times":2}
+//! {"tradeNo":"O1","behaviour":"missing-field","endpoint":"orderquery"}
+//! {"refundTradeNo":"R1","behaviour":"missing-field","endpoint":"refundquery","field":"refundAmt"}
+//! {"refundTradeNo":"R2","behaviour":"late-reply","endpoint":"refund","delayMs":7000,"times":1}
+//! {"refundTradeNo":"R3","behaviour":"accept-then-fail","delayMs":500}
+//! ```
 
 mod admin;
+mod behaviour;
 mod ledger;
 mod notifier;
 mod paycgi;
@@ -74,9 +137,10 @@ use rand::Rng;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+pub use behaviour::{default_missing_field, reply_fields, Behaviour, On, Rule, DEFAULT_LATE_REPLY};
 use ledger::{Ledger, Refund};
 pub use ledger::{SimOrder, SimRefund};
-use paycgi::Endpoint;
+pub use paycgi::Endpoint;
 
 /// The reply (or delivery failure) of one notification: the HTTP status and
 /// the reply body as JSON (a JSON string holding the text when the body is
@@ -367,6 +431,14 @@ impl Simulator {
             .route("/admin/orders/{trade_no}", get(admin::order_route))
             .route("/admin/refunds/{refund_trade_no}", get(admin::refund_route))
             .route("/admin/settle-refund", post(admin::settle_route))
+            .route(
+                "/admin/behaviour",
+                get(admin::behaviours_route).post(admin::set_behaviour_route),
+            )
+            .route(
+                "/admin/behaviour/clear",
+                post(admin::clear_behaviours_route),
+            )
             .route("/admin/fulfilments", get(admin::fulfilments_route))
             .route("/admin/fulfilments/{key}", get(admin::fulfilment_route))
             .route("/fulfil", post(admin::fulfil_route))

@@ -67,7 +67,7 @@ impl Simulator {
 
     /// Sends a refund result notification with `status` (`PROCESSING`,
     /// `SUCCESS` or `FAIL`) for a known refund to
-    /// [`SimConfig::refund_notify_url`], once, without changing the refund.
+    /// [`SimConfig::refund_notify_url`](crate::SimConfig::refund_notify_url), once, without changing the refund.
     pub async fn send_refund_notify(&self, refund_trade_no: &str, status: &str) -> NotifyResult {
         let status: RefundStatus = status.parse().map_err(|e| format!("status {e}"))?;
         let url = self
@@ -157,15 +157,18 @@ impl Simulator {
         Ok((status, reply_json(&bytes)))
     }
 
-    /// Moves a refund to the configured outcome after the delay, then
-    /// notifies (with retries) when so configured. Does nothing when the
-    /// refund is no longer `PROCESSING` by then (see
-    /// [`Simulator::settle_refund`]).
-    pub(crate) fn schedule_outcome(&self, refund_trade_no: String) {
+    /// Moves a refund to `outcome` after `delay`, then notifies (with
+    /// retries) when so configured. Does nothing when the refund is no
+    /// longer `PROCESSING` by then (see [`Simulator::settle_refund`]).
+    pub(crate) fn schedule_outcome(
+        &self,
+        refund_trade_no: String,
+        delay: Duration,
+        outcome: RefundStatus,
+    ) {
         let sim = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(sim.inner.config.refund_delay).await;
-            let outcome = sim.inner.config.refund_outcome.status();
+            tokio::time::sleep(delay).await;
             {
                 let mut ledger = lock(&sim.inner.ledger);
                 match ledger.refunds.get_mut(&refund_trade_no) {
@@ -178,7 +181,7 @@ impl Simulator {
     }
 
     /// Sends the refund result notification of a refund in its current
-    /// state to [`SimConfig::refund_notify_url`] (when set), retried up to 3
+    /// state to [`SimConfig::refund_notify_url`](crate::SimConfig::refund_notify_url) (when set), retried up to 3
     /// times with a short backoff while the reply is not HTTP 2xx with
     /// `retCode` `SUCCESS`.
     async fn notify_final(&self, refund_trade_no: &str) {
@@ -204,7 +207,7 @@ impl Simulator {
     }
 
     /// Moves a `PROCESSING` refund to `outcome` now, instead of after
-    /// [`SimConfig::refund_delay`] (the delayed change then does nothing).
+    /// [`SimConfig::refund_delay`](crate::SimConfig::refund_delay) (the delayed change then does nothing).
     /// With `notify`, its refund result notification is sent in the
     /// background as after the delay. A refund already in `outcome` is
     /// returned as it is; one already in the other final state is an error,

@@ -16,27 +16,62 @@ use dingdang::signing::{Algorithm, Authorization, HmacSecret, Signer};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
+use std::fmt;
+use std::str::FromStr;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 use time::OffsetDateTime;
 
-use crate::ledger::Refund;
+use crate::behaviour::{default_missing_field, Behaviour, Subject};
+use crate::ledger::{Refund, RefundCheck};
 use crate::{lock, refund_status_desc, serial, Simulator};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Endpoint {
+/// One of the platform's `paycgi` endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `POST /paycgi/orderquery`
     OrderQuery = 0,
+    /// `POST /paycgi/refund`
     Refund = 1,
+    /// `POST /paycgi/refundquery`
     RefundQuery = 2,
 }
 
 impl Endpoint {
-    pub(crate) fn parse(name: &str) -> Option<Self> {
-        match name {
-            "orderquery" => Some(Endpoint::OrderQuery),
-            "refund" => Some(Endpoint::Refund),
-            "refundquery" => Some(Endpoint::RefundQuery),
-            _ => None,
+    /// The three of them.
+    pub const ALL: [Endpoint; 3] = [
+        Endpoint::OrderQuery,
+        Endpoint::Refund,
+        Endpoint::RefundQuery,
+    ];
+
+    /// `orderquery`, `refund` or `refundquery`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::OrderQuery => "orderquery",
+            Endpoint::Refund => "refund",
+            Endpoint::RefundQuery => "refundquery",
         }
+    }
+
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        Endpoint::ALL.into_iter().find(|e| e.name() == name)
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Endpoint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Endpoint::parse(s).ok_or_else(|| {
+            format!("unknown endpoint {s:?}; one of orderquery, refund, refundquery")
+        })
     }
 }
 
@@ -54,6 +89,10 @@ struct Answer {
     status: StatusCode,
     ret_code: RetCode,
     body: Vec<u8>,
+    /// The behaviour that shaped it, for the request log.
+    behaviour: Option<&'static str>,
+    /// Wait this long before answering.
+    late: Option<Duration>,
 }
 
 impl Answer {
@@ -62,12 +101,52 @@ impl Answer {
             status,
             ret_code,
             body: protocol::to_wire(msg, rev),
+            behaviour: None,
+            late: None,
         }
     }
 
     fn fail(status: StatusCode, msg: &str, rev: Revision) -> Self {
         Self::new(status, RetCode::Fail, &Reply::fail(msg), rev)
     }
+
+    /// Marked as shaped by `behaviour`, and late when it is a late reply.
+    fn by(mut self, behaviour: Option<&Behaviour>) -> Self {
+        if let Some(b) = behaviour {
+            self.behaviour = Some(b.name());
+            if let Behaviour::LateReply(delay) = b {
+                self.late = Some(*delay);
+            }
+        }
+        self
+    }
+}
+
+/// Whether a behaviour every endpoint knows applies to a request whose
+/// reply would be `SUCCESS` (`success`) or not.
+fn applies_anywhere(behaviour: &Behaviour, success: bool) -> bool {
+    match behaviour {
+        Behaviour::Busy | Behaviour::LateReply(_) => true,
+        Behaviour::MissingField(_) => success,
+        Behaviour::FailDuplicate | Behaviour::AcceptThenFail(_) => false,
+    }
+}
+
+/// The field a [`Behaviour::MissingField`] leaves out of a reply of
+/// `endpoint`.
+fn missing_field(behaviour: Option<&Behaviour>, endpoint: Endpoint) -> Option<&str> {
+    match behaviour {
+        Some(Behaviour::MissingField(field)) => Some(
+            field
+                .as_deref()
+                .unwrap_or_else(|| default_missing_field(endpoint)),
+        ),
+        _ => None,
+    }
+}
+
+fn busy(rev: Revision) -> Answer {
+    Answer::fail(StatusCode::OK, "system busy", rev)
 }
 
 /// Changes the signature of `auth` so that it no longer verifies: HMAC
@@ -128,13 +207,23 @@ impl Simulator {
         let rev = request_revision(body);
         let answer = self.process(endpoint, headers, body, rev).await;
         self.log(|| {
-            format!(
+            let mut line = format!(
                 "{} {path} {} {}",
                 Method::POST,
                 answer.status.as_u16(),
                 answer.ret_code
-            )
+            );
+            if let Some(b) = answer.behaviour {
+                line.push_str(&format!(" ({b})"));
+            }
+            if let Some(delay) = answer.late {
+                line.push_str(&format!(" after {} ms", delay.as_millis()));
+            }
+            line
         });
+        if let Some(delay) = answer.late {
+            tokio::time::sleep(delay).await;
+        }
         self.respond(answer.status, answer.body)
     }
 
@@ -193,11 +282,25 @@ impl Simulator {
     }
 
     fn order_query(&self, request: &OrderQueryRequest, rev: Revision) -> Answer {
-        let ledger = lock(&self.inner.ledger);
-        let Some(order) = request.order_ref().and_then(|o| ledger.order(&o)) else {
-            return Answer::fail(StatusCode::OK, "order not found", rev);
+        let mut ledger = lock(&self.inner.ledger);
+        let order = request.order_ref().and_then(|o| ledger.order(&o));
+        let subject = Subject {
+            trade_no: order
+                .map(|o| o.trade_no.to_string())
+                .or_else(|| request.trade_no.as_ref().map(ToString::to_string)),
+            refund_trade_no: None,
         };
-        let reply = OrderQueryReply::success(QueriedOrder {
+        let found = order.is_some();
+        let behaviour = ledger.behaviours.take(Endpoint::OrderQuery, &subject, |b| {
+            applies_anywhere(b, found)
+        });
+        if behaviour == Some(Behaviour::Busy) {
+            return busy(rev).by(behaviour.as_ref());
+        }
+        let Some(order) = request.order_ref().and_then(|o| ledger.order(&o)) else {
+            return Answer::fail(StatusCode::OK, "order not found", rev).by(behaviour.as_ref());
+        };
+        let mut reply = OrderQueryReply::success(QueriedOrder {
             skill_id: self.inner.skill_id.clone(),
             transaction_id: order.transaction_id.clone(),
             trade_no: order.trade_no.clone(),
@@ -205,7 +308,18 @@ impl Simulator {
             trade_status: TradeStatus::Success,
             trade_status_desc: Some("支付成功".to_owned()),
         });
-        Answer::new(StatusCode::OK, RetCode::Success, &reply, rev)
+        drop(ledger);
+        if let Some(field) = missing_field(behaviour.as_ref(), Endpoint::OrderQuery) {
+            match field {
+                "skillId" => reply.skill_id = None,
+                "transactionId" => reply.transaction_id = None,
+                "tradeNo" => reply.trade_no = None,
+                "totalAmt" => reply.total_amt = None,
+                "tradeStatus" => reply.trade_status = None,
+                _ => reply.trade_status_desc = None,
+            }
+        }
+        Answer::new(StatusCode::OK, RetCode::Success, &reply, rev).by(behaviour.as_ref())
     }
 
     async fn refund(&self, request: &RefundRequest, rev: Revision) -> Answer {
@@ -234,74 +348,111 @@ impl Simulator {
     }
 
     fn apply_refund(&self, request: &RefundRequest, rev: Revision) -> Answer {
-        let fail = |msg: &str| Answer::fail(StatusCode::OK, msg, rev);
-        let accepted = |r: &Refund| {
-            let reply = RefundReply::success(AcceptedRefund {
-                skill_id: self.inner.skill_id.clone(),
-                transaction_id: r.transaction_id.clone(),
-                trade_no: r.trade_no.clone(),
-                refund_transaction_id: r.refund_transaction_id.clone(),
-                refund_trade_no: r.refund_trade_no.clone(),
-                total_amt: r.total_amt,
-                refund_amt: r.refund_amt,
-            });
-            Answer::new(StatusCode::OK, RetCode::Success, &reply, rev)
-        };
         let mut ledger = lock(&self.inner.ledger);
-        let Some(order) = request.order_ref().and_then(|o| ledger.order(&o)) else {
-            return fail("order not found");
+        let subject = Subject {
+            trade_no: request
+                .order_ref()
+                .and_then(|o| ledger.order(&o))
+                .map(|o| o.trade_no.to_string())
+                .or_else(|| request.trade_no.as_ref().map(ToString::to_string)),
+            refund_trade_no: Some(request.refund_trade_no.to_string()),
         };
-        if request.total_amt != order.total_amt {
-            return fail("totalAmt does not match order");
-        }
-        let (trade_no, transaction_id, total_amt) = (
-            order.trade_no.clone(),
-            order.transaction_id.clone(),
-            order.total_amt,
-        );
-        if let Some(existing) = ledger.refunds.get(request.refund_trade_no.as_str()) {
-            return if existing.transaction_id == transaction_id
-                && existing.refund_amt == request.refund_amt
-            {
-                accepted(existing)
-            } else {
-                fail("refundTradeNo already used")
-            };
-        }
-        let committed = ledger.committed(&transaction_id);
-        if committed + i128::from(request.refund_amt.get()) > i128::from(total_amt.get()) {
-            return fail("refund exceeds order");
-        }
-        let refund = Refund {
-            trade_no,
-            transaction_id,
-            refund_trade_no: request.refund_trade_no.clone(),
-            refund_transaction_id: RefundTransactionId::parse(&serial("RF"))
-                .expect("serial is valid"),
-            total_amt,
-            refund_amt: request.refund_amt,
-            status: RefundStatus::Processing,
-            revision: rev,
+        let check = ledger.check_refund(request);
+        let behaviour = ledger
+            .behaviours
+            .take(Endpoint::Refund, &subject, |b| match b {
+                Behaviour::FailDuplicate => matches!(check, Ok(RefundCheck::Existing)),
+                Behaviour::AcceptThenFail(_) => matches!(check, Ok(RefundCheck::New { .. })),
+                other => applies_anywhere(other, check.is_ok()),
+            });
+        let by = behaviour.as_ref();
+        let check = match (check, by) {
+            (_, Some(Behaviour::Busy)) => return busy(rev).by(by),
+            (_, Some(Behaviour::FailDuplicate)) => {
+                return Answer::fail(StatusCode::OK, "duplicate refundTradeNo", rev).by(by)
+            }
+            (Err(msg), _) => return Answer::fail(StatusCode::OK, msg, rev).by(by),
+            (Ok(check), _) => check,
         };
-        let answer = accepted(&refund);
-        ledger.by_refund_transaction.insert(
-            refund.refund_transaction_id.to_string(),
-            refund.refund_trade_no.to_string(),
-        );
-        ledger
-            .refunds
-            .insert(refund.refund_trade_no.to_string(), refund);
+        let refund_trade_no = request.refund_trade_no.to_string();
+        let scheduled = match check {
+            RefundCheck::Existing => None,
+            RefundCheck::New {
+                trade_no,
+                transaction_id,
+                total_amt,
+            } => {
+                ledger.insert_refund(Refund {
+                    trade_no,
+                    transaction_id,
+                    refund_trade_no: request.refund_trade_no.clone(),
+                    refund_transaction_id: RefundTransactionId::parse(&serial("RF"))
+                        .expect("serial is valid"),
+                    total_amt,
+                    refund_amt: request.refund_amt,
+                    status: RefundStatus::Processing,
+                    revision: rev,
+                });
+                let config = &self.inner.config;
+                Some(match by {
+                    Some(Behaviour::AcceptThenFail(delay)) => {
+                        (delay.unwrap_or(config.refund_delay), RefundStatus::Fail)
+                    }
+                    _ => (config.refund_delay, config.refund_outcome.status()),
+                })
+            }
+        };
+        let r = &ledger.refunds[&refund_trade_no];
+        let mut reply = RefundReply::success(AcceptedRefund {
+            skill_id: self.inner.skill_id.clone(),
+            transaction_id: r.transaction_id.clone(),
+            trade_no: r.trade_no.clone(),
+            refund_transaction_id: r.refund_transaction_id.clone(),
+            refund_trade_no: r.refund_trade_no.clone(),
+            total_amt: r.total_amt,
+            refund_amt: r.refund_amt,
+        });
         drop(ledger);
-        self.schedule_outcome(request.refund_trade_no.to_string());
-        answer
+        if let Some((delay, outcome)) = scheduled {
+            self.schedule_outcome(refund_trade_no, delay, outcome);
+        }
+        if let Some(field) = missing_field(by, Endpoint::Refund) {
+            match field {
+                "skillId" => reply.skill_id = None,
+                "transactionId" => reply.transaction_id = None,
+                "tradeNo" => reply.trade_no = None,
+                "refundTradeNo" => reply.refund_trade_no = None,
+                "totalAmt" => reply.total_amt = None,
+                "refundAmt" => reply.refund_amt = None,
+                _ => reply.refund_transaction_id = None,
+            }
+        }
+        Answer::new(StatusCode::OK, RetCode::Success, &reply, rev).by(by)
     }
 
     fn refund_query(&self, request: &RefundQueryRequest, rev: Revision) -> Answer {
-        let ledger = lock(&self.inner.ledger);
-        let Some(r) = request.refund_ref().and_then(|r| ledger.refund(&r)) else {
-            return Answer::fail(StatusCode::OK, "refund not found", rev);
+        let mut ledger = lock(&self.inner.ledger);
+        let known = request.refund_ref().and_then(|r| ledger.refund(&r));
+        let subject = Subject {
+            trade_no: known.map(|r| r.trade_no.to_string()),
+            refund_trade_no: known
+                .map(|r| r.refund_trade_no.to_string())
+                .or_else(|| request.refund_trade_no.as_ref().map(ToString::to_string)),
         };
-        let reply = RefundQueryReply::success(QueriedRefund {
+        let found = known.is_some();
+        let behaviour = ledger
+            .behaviours
+            .take(Endpoint::RefundQuery, &subject, |b| {
+                applies_anywhere(b, found)
+            });
+        let by = behaviour.as_ref();
+        if behaviour == Some(Behaviour::Busy) {
+            return busy(rev).by(by);
+        }
+        let Some(r) = request.refund_ref().and_then(|r| ledger.refund(&r)) else {
+            return Answer::fail(StatusCode::OK, "refund not found", rev).by(by);
+        };
+        let mut reply = RefundQueryReply::success(QueriedRefund {
             skill_id: self.inner.skill_id.clone(),
             transaction_id: r.transaction_id.clone(),
             trade_no: r.trade_no.clone(),
@@ -312,7 +463,21 @@ impl Simulator {
             refund_status: r.status,
             refund_status_desc: Some(refund_status_desc(r.status).to_owned()),
         });
-        Answer::new(StatusCode::OK, RetCode::Success, &reply, rev)
+        drop(ledger);
+        if let Some(field) = missing_field(by, Endpoint::RefundQuery) {
+            match field {
+                "skillId" => reply.skill_id = None,
+                "transactionId" => reply.transaction_id = None,
+                "tradeNo" => reply.trade_no = None,
+                "refundTransactionId" => reply.refund_transaction_id = None,
+                "refundTradeNo" => reply.refund_trade_no = None,
+                "totalAmt" => reply.total_amt = None,
+                "refundAmt" => reply.refund_amt = None,
+                "refundStatusDesc" => reply.refund_status_desc = None,
+                _ => reply.refund_status = None,
+            }
+        }
+        Answer::new(StatusCode::OK, RetCode::Success, &reply, rev).by(by)
     }
 }
 
