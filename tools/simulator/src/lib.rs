@@ -23,10 +23,15 @@
 //!   (`FULFILLMENT_URL`) that counts the signed requests it accepts by
 //!   `Idempotency-Key`; `GET /admin/fulfilments` and
 //!   `GET /admin/fulfilments/{key}` show the counts.
+//! - `POST /admin/behaviour` (one rule of the bad platform, below),
+//!   `GET /admin/behaviour` (the rules in force, in the order they apply,
+//!   with the uses left) and `POST /admin/behaviour/clear`
+//!   `{"tradeNo":..}`, `{"refundTradeNo":..}` or `{}` (every rule) →
+//!   `{"retCode":"SUCCESS","cleared":n}`.
 //!
 //! [`scenario`] plays the platform's bad days (duplicate, early, late and
-//! lost notifications) against a running partner stack and checks what must
-//! still hold.
+//! lost notifications; ambiguous refund replies) against a running partner
+//! stack and checks what must still hold.
 //!
 //! Orders exist only once [`Simulator::pay`] or [`Simulator::pay_silently`]
 //! created them. An order query for any other order answers `FAIL` with
@@ -50,7 +55,69 @@
 //! are HMAC and the 2019 revision (`skillId`) when they are RSA2 (see
 //! [`Simulator::set_notify_revision`]); a refund result notification uses
 //! the revision of the refund request that created the refund.
+//!
+//! # The bad platform: behaviours per order and per refund
+//!
+//! A [`Rule`] makes the platform ambiguous, late or wrong for one order
+//! (`tradeNo`: its `orderquery`, its refunds and their `refundquery`) or
+//! one refund (`refundTradeNo`: its `refund` and `refundquery` requests),
+//! at one endpoint (`endpoint`) or at every endpoint its behaviour happens
+//! at, for the next `times` requests it applies to or, without `times`,
+//! until cleared:
+//!
+//! | `behaviour` | endpoints | what happens |
+//! | --- | --- | --- |
+//! | `fail-duplicate` | `refund` | a resubmission of a refund already recorded (same `refundTradeNo`, order and amount) is answered `retCode` `FAIL` "duplicate refundTradeNo"; the recorded refund proceeds as usual (a first submission is not affected) |
+//! | `busy` | all | `retCode` `FAIL` "system busy", the ledger unchanged (a refund is not recorded) |
+//! | `missing-field` | all | a `SUCCESS` reply without `field` (default: `transactionId` for `orderquery`, `refundTransactionId` for `refund`, `refundStatus` for `refundquery`; any other field of the reply, [`reply_fields`]), signed as usual, the request's effect recorded; replies that are not `SUCCESS` are left alone |
+//! | `late-reply` | all | the effect is recorded at once (a new refund is `PROCESSING`), the reply comes `delayMs` later (default 10 000, longer than the partner's default 5 s timeout) |
+//! | `accept-then-fail` | `refund` | a new refund is accepted (`PROCESSING`) and becomes `FAIL` after `delayMs` (default [`SimConfig::refund_delay`]) whatever [`SimConfig::refund_outcome`] says: its amount is released and its refund result notification, when configured, says `FAIL` |
+//!
+//! A request takes the first rule, in the order they were set, that
+//! applies to it (a `fail-duplicate` rule applies to resubmissions only, an
+//! `accept-then-fail` rule to new refunds only, a `missing-field` rule to
+//! `SUCCESS` replies only) and uses one of its `times`. The rules live
+//! under the ledger's lock, so choosing and using one is atomic with the
+//! request's effect: `times` are shared out exactly among concurrent
+//! requests, and the same requests in the same order meet the same
+//! behaviours. Setting a rule of the same behaviour for the same order or
+//! refund and endpoint replaces it.
+//!
+//! In process:
+//!
+//! ```no_run
+//! # use std::time::Duration;
+//! # use simulator::{Behaviour, Endpoint, On, Rule, Simulator};
+//! # fn f(sim: &Simulator) -> Result<(), String> {
+//! sim.set_behaviour(Rule::refund("R1", Behaviour::FailDuplicate))?;
+//! sim.set_behaviour(Rule::refund("R1", Behaviour::Busy).at(Endpoint::RefundQuery).times(2))?;
+//! sim.set_behaviour(Rule::order("O1", Behaviour::MissingField(None)).at(Endpoint::OrderQuery))?;
+//! sim.set_behaviour(
+//!     Rule::refund("R2", Behaviour::LateReply(Duration::from_secs(7))).at(Endpoint::Refund).times(1),
+//! )?;
+//! sim.set_behaviour(Rule::refund("R3", Behaviour::AcceptThenFail(Some(Duration::from_millis(500)))))?;
+//! sim.clear_behaviours(Some(&On::Refund("R1".into())));
+//! sim.clear_behaviours(None);
+//! # Ok(()) }
+//! ```
+//!
+//! Over HTTP, the same rules (`POST /admin/behaviour`; `400` with `retMsg`
+//! for a rule that could never apply):
+//!
+//! ```text
+//! {"refundTradeNo":"R1","behaviour":"fail-duplicate"}
+//! {"refundTradeNo":"R1","behaviour":"busy","endpoint":"refundquery","times":2}
+//! {"tradeNo":"O1","behaviour":"missing-field","endpoint":"orderquery"}
+//! {"refundTradeNo":"R1","behaviour":"missing-field","endpoint":"refundquery","field":"refundAmt"}
+//! {"refundTradeNo":"R2","behaviour":"late-reply","endpoint":"refund","delayMs":7000,"times":1}
+//! {"refundTradeNo":"R3","behaviour":"accept-then-fail","delayMs":500}
+//! ```
 
+mod admin;
+mod behaviour;
+mod ledger;
+mod notifier;
+mod paycgi;
 pub mod scenario;
 
 use std::collections::HashMap;
@@ -61,27 +128,19 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-use dingdang::protocol::{
-    self, AcceptedRefund, Fen, NonceStr, OrderQueryReply, OrderQueryRequest, OrderRef,
-    QueriedOrder, QueriedRefund, RefundNotify, RefundQueryReply, RefundQueryRequest, RefundRef,
-    RefundReply, RefundRequest, RefundStatus, RefundTradeNo, RefundTransactionId, Reply, RetCode,
-    Revision, SkillId, TradeNo, TradeStatus, TransactionId,
-};
-use dingdang::signing::{self, Algorithm, Authorization, HmacSecret, KeyRing, Signer, Verifier};
+use dingdang::protocol::{Fen, NonceStr, RefundStatus, Revision, SkillId, TradeNo, TransactionId};
+use dingdang::signing::{self, Algorithm, HmacSecret, KeyRing, Signer, Verifier};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use time::OffsetDateTime;
+
+pub use behaviour::{default_missing_field, reply_fields, Behaviour, On, Rule, DEFAULT_LATE_REPLY};
+use ledger::{Ledger, Refund};
+pub use ledger::{SimOrder, SimRefund};
+pub use paycgi::Endpoint;
 
 /// The reply (or delivery failure) of one notification: the HTTP status and
 /// the reply body as JSON (a JSON string holding the text when the body is
@@ -229,156 +288,6 @@ pub fn hmac_keys(secret: &str) -> KeyRing {
     }
 }
 
-/// A paid order as the simulator holds it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SimOrder {
-    /// The partner's order number.
-    pub trade_no: String,
-    /// The platform's payment serial.
-    pub transaction_id: String,
-    /// Order amount in fen.
-    pub total_amt: i64,
-}
-
-/// A refund as the simulator holds it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SimRefund {
-    /// The partner's refund number.
-    pub refund_trade_no: String,
-    /// The platform's refund serial.
-    pub refund_transaction_id: String,
-    /// The partner's order number.
-    pub trade_no: String,
-    /// The platform's payment serial.
-    pub transaction_id: String,
-    /// Order amount in fen.
-    pub total_amt: i64,
-    /// Refund amount in fen.
-    pub refund_amt: i64,
-    /// `PROCESSING`, then `SUCCESS` or `FAIL`.
-    pub status: RefundStatus,
-}
-
-impl SimOrder {
-    /// As the admin API shows it: `tradeNo`, `transactionId`, `totalAmt`.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "tradeNo": self.trade_no,
-            "transactionId": self.transaction_id,
-            "totalAmt": self.total_amt,
-        })
-    }
-}
-
-impl SimRefund {
-    /// As the admin API shows it, with the protocol's field names and
-    /// `refundStatus` `PROCESSING`, `SUCCESS` or `FAIL`.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "refundTradeNo": self.refund_trade_no,
-            "refundTransactionId": self.refund_transaction_id,
-            "tradeNo": self.trade_no,
-            "transactionId": self.transaction_id,
-            "totalAmt": self.total_amt,
-            "refundAmt": self.refund_amt,
-            "refundStatus": self.status.to_string(),
-        })
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Endpoint {
-    OrderQuery = 0,
-    Refund = 1,
-    RefundQuery = 2,
-}
-
-impl Endpoint {
-    fn parse(name: &str) -> Option<Self> {
-        match name {
-            "orderquery" => Some(Endpoint::OrderQuery),
-            "refund" => Some(Endpoint::Refund),
-            "refundquery" => Some(Endpoint::RefundQuery),
-            _ => None,
-        }
-    }
-}
-
-struct Order {
-    trade_no: TradeNo,
-    transaction_id: TransactionId,
-    total_amt: Fen,
-}
-
-struct Refund {
-    trade_no: TradeNo,
-    transaction_id: TransactionId,
-    refund_trade_no: RefundTradeNo,
-    refund_transaction_id: RefundTransactionId,
-    total_amt: Fen,
-    refund_amt: Fen,
-    status: RefundStatus,
-    /// The revision of the request that created it, for its notification.
-    revision: Revision,
-}
-
-impl Refund {
-    fn public(&self) -> SimRefund {
-        SimRefund {
-            refund_trade_no: self.refund_trade_no.to_string(),
-            refund_transaction_id: self.refund_transaction_id.to_string(),
-            trade_no: self.trade_no.to_string(),
-            transaction_id: self.transaction_id.to_string(),
-            total_amt: self.total_amt.get(),
-            refund_amt: self.refund_amt.get(),
-            status: self.status,
-        }
-    }
-}
-
-#[derive(Default)]
-struct Ledger {
-    /// By tradeNo.
-    orders: HashMap<String, Order>,
-    /// transactionId → tradeNo.
-    by_transaction: HashMap<String, String>,
-    /// By refundTradeNo.
-    refunds: HashMap<String, Refund>,
-    /// refundTransactionId → refundTradeNo.
-    by_refund_transaction: HashMap<String, String>,
-}
-
-impl Ledger {
-    fn order(&self, order: &OrderRef) -> Option<&Order> {
-        match order {
-            OrderRef::TradeNo(t) => self.orders.get(t.as_str()),
-            OrderRef::TransactionId(t) => self
-                .by_transaction
-                .get(t.as_str())
-                .and_then(|trade_no| self.orders.get(trade_no)),
-        }
-    }
-
-    fn refund(&self, refund: &RefundRef) -> Option<&Refund> {
-        match refund {
-            RefundRef::RefundTradeNo(t) => self.refunds.get(t.as_str()),
-            RefundRef::RefundTransactionId(t) => self
-                .by_refund_transaction
-                .get(t.as_str())
-                .and_then(|r| self.refunds.get(r)),
-        }
-    }
-
-    /// Refunded or being refunded (not `FAIL`) on the order.
-    fn committed(&self, transaction_id: &TransactionId) -> i128 {
-        self.refunds
-            .values()
-            .filter(|r| &r.transaction_id == transaction_id && r.status != RefundStatus::Fail)
-            .map(|r| i128::from(r.refund_amt.get()))
-            .sum()
-    }
-}
-
 struct Inner {
     config: SimConfig,
     skill_id: SkillId,
@@ -455,73 +364,6 @@ fn refund_status_desc(status: RefundStatus) -> &'static str {
     }
 }
 
-/// The revision a request was written in: 2018 when its raw JSON has a
-/// top-level `domainId`.
-fn request_revision(body: &[u8]) -> Revision {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) if map.contains_key("domainId") => Revision::R2018,
-        _ => Revision::R2019,
-    }
-}
-
-/// One reply before signing.
-struct Answer {
-    status: StatusCode,
-    ret_code: RetCode,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn new<T: Serialize>(status: StatusCode, ret_code: RetCode, msg: &T, rev: Revision) -> Self {
-        Self {
-            status,
-            ret_code,
-            body: protocol::to_wire(msg, rev),
-        }
-    }
-
-    fn fail(status: StatusCode, msg: &str, rev: Revision) -> Self {
-        Self::new(status, RetCode::Fail, &Reply::fail(msg), rev)
-    }
-}
-
-/// Changes the signature of `auth` so that it no longer verifies: HMAC
-/// signatures are remade with another secret, RSA2 ones have a byte flipped.
-fn spoil(auth: Authorization, body: &[u8]) -> Authorization {
-    match auth.algorithm {
-        Algorithm::HmacSha256Basic => {
-            Signer::Hmac(HmacSecret::new("not-the-platform-secret")).sign_at(body, auth.datetime)
-        }
-        Algorithm::Rsa2 => {
-            let mut raw = STANDARD.decode(&auth.signature).unwrap_or_default();
-            match raw.first_mut() {
-                Some(b) => *b ^= 0x01,
-                None => raw.push(0),
-            }
-            Authorization {
-                signature: STANDARD.encode(raw),
-                ..auth
-            }
-        }
-    }
-}
-
-fn reply_json(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 impl Simulator {
     /// Starts a simulator on `127.0.0.1` with a free port.
     ///
@@ -581,17 +423,25 @@ impl Simulator {
 
     fn router(&self) -> Router {
         Router::new()
-            .route("/paycgi/orderquery", post(order_query_route))
-            .route("/paycgi/refund", post(refund_route))
-            .route("/paycgi/refundquery", post(refund_query_route))
-            .route("/admin/pay", post(admin_pay_route))
-            .route("/admin/pay-silently", post(admin_pay_silently_route))
-            .route("/admin/orders/{trade_no}", get(admin_order_route))
-            .route("/admin/refunds/{refund_trade_no}", get(admin_refund_route))
-            .route("/admin/settle-refund", post(admin_settle_route))
-            .route("/admin/fulfilments", get(admin_fulfilments_route))
-            .route("/admin/fulfilments/{key}", get(admin_fulfilment_route))
-            .route("/fulfil", post(fulfil_route))
+            .route("/paycgi/orderquery", post(paycgi::order_query_route))
+            .route("/paycgi/refund", post(paycgi::refund_route))
+            .route("/paycgi/refundquery", post(paycgi::refund_query_route))
+            .route("/admin/pay", post(admin::pay_route))
+            .route("/admin/pay-silently", post(admin::pay_silently_route))
+            .route("/admin/orders/{trade_no}", get(admin::order_route))
+            .route("/admin/refunds/{refund_trade_no}", get(admin::refund_route))
+            .route("/admin/settle-refund", post(admin::settle_route))
+            .route(
+                "/admin/behaviour",
+                get(admin::behaviours_route).post(admin::set_behaviour_route),
+            )
+            .route(
+                "/admin/behaviour/clear",
+                post(admin::clear_behaviours_route),
+            )
+            .route("/admin/fulfilments", get(admin::fulfilments_route))
+            .route("/admin/fulfilments/{key}", get(admin::fulfilment_route))
+            .route("/fulfil", post(admin::fulfil_route))
             .with_state(self.clone())
     }
 
@@ -629,27 +479,9 @@ impl Simulator {
     fn record_payment(&self, trade_no: &str, total_amt: i64) -> Result<String, String> {
         let trade_no = TradeNo::parse(trade_no).map_err(|e| format!("tradeNo {e}"))?;
         let total_amt = Fen::new(total_amt).map_err(|e| format!("totalAmt {e}"))?;
-        let mut ledger = lock(&self.inner.ledger);
-        if let Some(order) = ledger.orders.get(trade_no.as_str()) {
-            return if order.total_amt == total_amt {
-                Ok(order.transaction_id.to_string())
-            } else {
-                Err("tradeNo already paid with another amount".to_owned())
-            };
-        }
-        let transaction_id = TransactionId::parse(&serial("TX")).expect("serial is valid");
-        ledger
-            .by_transaction
-            .insert(transaction_id.to_string(), trade_no.to_string());
-        ledger.orders.insert(
-            trade_no.to_string(),
-            Order {
-                trade_no,
-                transaction_id: transaction_id.clone(),
-                total_amt,
-            },
-        );
-        Ok(transaction_id.into_string())
+        lock(&self.inner.ledger)
+            .record_payment(trade_no, total_amt)
+            .map(TransactionId::into_string)
     }
 
     /// Records the order as paid (`SUCCESS`) with a new `transactionId`
@@ -694,218 +526,6 @@ impl Simulator {
     }
 
     /// (Re)sends the ship notification of a paid order, with a fresh
-    /// `nonceStr` and `Datetime`, to [`SimConfig::ship_notify_url`].
-    pub async fn send_ship_notify(&self, transaction_id: &str) -> NotifyResult {
-        let url = self
-            .inner
-            .config
-            .ship_notify_url
-            .clone()
-            .ok_or("no ship_notify_url configured")?;
-        let notify = {
-            let ledger = lock(&self.inner.ledger);
-            let order = ledger
-                .by_transaction
-                .get(transaction_id)
-                .and_then(|t| ledger.orders.get(t))
-                .ok_or("unknown transactionId")?;
-            protocol::ShipNotify {
-                skill_id: self.inner.skill_id.clone(),
-                transaction_id: order.transaction_id.clone(),
-                trade_no: order.trade_no.clone(),
-                total_amt: order.total_amt,
-                nonce_str: nonce(),
-                user_token: None,
-            }
-        };
-        let revision = *lock(&self.inner.notify_revision);
-        let result = self
-            .post_signed(&url, protocol::to_wire(&notify, revision))
-            .await;
-        self.log(|| format!("-> ship notify {}: {}", notify.trade_no, describe(&result)));
-        *lock(&self.inner.last_ship_reply) = Some(result.clone());
-        result
-    }
-
-    /// The reply to the last ship notification sent, if any.
-    pub fn last_ship_reply(&self) -> Option<NotifyResult> {
-        lock(&self.inner.last_ship_reply).clone()
-    }
-
-    /// Sends a refund result notification with `status` (`PROCESSING`,
-    /// `SUCCESS` or `FAIL`) for a known refund to
-    /// [`SimConfig::refund_notify_url`], once, without changing the refund.
-    pub async fn send_refund_notify(&self, refund_trade_no: &str, status: &str) -> NotifyResult {
-        let status: RefundStatus = status.parse().map_err(|e| format!("status {e}"))?;
-        let url = self
-            .inner
-            .config
-            .refund_notify_url
-            .clone()
-            .ok_or("no refund_notify_url configured")?;
-        let notify = self
-            .refund_notify(refund_trade_no, Some(status))
-            .ok_or("unknown refundTradeNo")?;
-        self.deliver_refund_notify(&url, notify).await
-    }
-
-    /// Posts one signed refund result notification to `url`, logs it and
-    /// records its reply (see [`Simulator::refund_notify_replies`]).
-    async fn deliver_refund_notify(
-        &self,
-        url: &str,
-        (notify, revision): (RefundNotify, Revision),
-    ) -> NotifyResult {
-        let refund_trade_no = notify.refund_trade_no.as_str().to_owned();
-        let status = notify.refund_status;
-        let result = self
-            .post_signed(url, protocol::to_wire(&notify, revision))
-            .await;
-        self.log(|| {
-            format!(
-                "-> refund notify {refund_trade_no} {status}: {}",
-                describe(&result)
-            )
-        });
-        lock(&self.inner.refund_notify_replies).push((refund_trade_no, result.clone()));
-        result
-    }
-
-    /// Every refund result notification sent so far (automatic ones
-    /// including each retry, and [`Simulator::send_refund_notify`]):
-    /// `(refundTradeNo, reply)`.
-    pub fn refund_notify_replies(&self) -> Vec<(String, NotifyResult)> {
-        lock(&self.inner.refund_notify_replies).clone()
-    }
-
-    /// The notification for a refund, with its current status or `status`.
-    fn refund_notify(
-        &self,
-        refund_trade_no: &str,
-        status: Option<RefundStatus>,
-    ) -> Option<(RefundNotify, Revision)> {
-        let ledger = lock(&self.inner.ledger);
-        let r = ledger.refunds.get(refund_trade_no)?;
-        let status = status.unwrap_or(r.status);
-        let notify = RefundNotify {
-            skill_id: self.inner.skill_id.clone(),
-            transaction_id: r.transaction_id.clone(),
-            trade_no: r.trade_no.clone(),
-            refund_transaction_id: r.refund_transaction_id.clone(),
-            refund_trade_no: r.refund_trade_no.clone(),
-            total_amt: r.total_amt,
-            refund_amt: r.refund_amt,
-            refund_status: status,
-            refund_status_desc: Some(refund_status_desc(status).to_owned()),
-            nonce_str: nonce(),
-        };
-        Some((notify, r.revision))
-    }
-
-    /// POSTs `body` signed with the platform's signer.
-    async fn post_signed(&self, url: &str, body: Vec<u8>) -> NotifyResult {
-        let authorization = self
-            .inner
-            .config
-            .keys
-            .sign(&body, OffsetDateTime::now_utc());
-        let response = self
-            .inner
-            .http
-            .post(url)
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::AUTHORIZATION, authorization.to_string())
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| error_chain(&e))?;
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| error_chain(&e))?;
-        Ok((status, reply_json(&bytes)))
-    }
-
-    /// Moves a refund to the configured outcome after the delay, then
-    /// notifies (with retries) when so configured. Does nothing when the
-    /// refund is no longer `PROCESSING` by then (see
-    /// [`Simulator::settle_refund`]).
-    fn schedule_outcome(&self, refund_trade_no: String) {
-        let sim = self.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(sim.inner.config.refund_delay).await;
-            let outcome = sim.inner.config.refund_outcome.status();
-            {
-                let mut ledger = lock(&sim.inner.ledger);
-                match ledger.refunds.get_mut(&refund_trade_no) {
-                    Some(r) if r.status == RefundStatus::Processing => r.status = outcome,
-                    _ => return,
-                }
-            }
-            sim.notify_final(&refund_trade_no).await;
-        });
-    }
-
-    /// Sends the refund result notification of a refund in its current
-    /// state to [`SimConfig::refund_notify_url`] (when set), retried up to 3
-    /// times with a short backoff while the reply is not HTTP 2xx with
-    /// `retCode` `SUCCESS`.
-    async fn notify_final(&self, refund_trade_no: &str) {
-        let Some(url) = self.inner.config.refund_notify_url.clone() else {
-            return;
-        };
-        for attempt in 0..4u32 {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(200 << (attempt - 1))).await;
-            }
-            let Some(notify) = self.refund_notify(refund_trade_no, None) else {
-                return;
-            };
-            let result = self.deliver_refund_notify(&url, notify).await;
-            let delivered = matches!(
-                &result,
-                Ok((status, reply)) if (200..300).contains(status) && reply["retCode"] == "SUCCESS"
-            );
-            if delivered {
-                return;
-            }
-        }
-    }
-
-    /// Moves a `PROCESSING` refund to `outcome` now, instead of after
-    /// [`SimConfig::refund_delay`] (the delayed change then does nothing).
-    /// With `notify`, its refund result notification is sent in the
-    /// background as after the delay. A refund already in `outcome` is
-    /// returned as it is; one already in the other final state is an error,
-    /// as is an unknown one.
-    pub fn settle_refund(
-        &self,
-        refund_trade_no: &str,
-        outcome: RefundOutcome,
-        notify: bool,
-    ) -> Result<SimRefund, String> {
-        let wanted = outcome.status();
-        let refund = {
-            let mut ledger = lock(&self.inner.ledger);
-            let r = ledger
-                .refunds
-                .get_mut(refund_trade_no)
-                .ok_or("refund not found")?;
-            if r.status == wanted {
-                return Ok(r.public());
-            }
-            if r.status != RefundStatus::Processing {
-                return Err(format!("refund is already {}", r.status));
-            }
-            r.status = wanted;
-            r.public()
-        };
-        if notify {
-            let sim = self.clone();
-            let refund_trade_no = refund_trade_no.to_owned();
-            tokio::spawn(async move { sim.notify_final(&refund_trade_no).await });
-        }
-        Ok(refund)
-    }
-
     /// The refunds of the order `trade_no`, by `refundTradeNo`.
     pub fn refunds_of(&self, trade_no: &str) -> Vec<SimRefund> {
         let mut refunds: Vec<SimRefund> = lock(&self.inner.ledger)
@@ -971,475 +591,6 @@ impl Simulator {
             .get(refund_trade_no)
             .map(Refund::public)
     }
-
-    /// The HTTP response: JSON, signed unless signing is off.
-    fn respond(&self, status: StatusCode, body: Vec<u8>) -> Response {
-        let mut response = (
-            status,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            body.clone(),
-        )
-            .into_response();
-        if self.inner.sign_replies.load(Ordering::SeqCst) {
-            let mut auth = self
-                .inner
-                .config
-                .keys
-                .sign(&body, OffsetDateTime::now_utc());
-            if self.inner.bad_reply_signatures.load(Ordering::SeqCst) {
-                auth = spoil(auth, &body);
-            }
-            if let Ok(value) = HeaderValue::from_str(&auth.to_string()) {
-                response.headers_mut().insert(header::AUTHORIZATION, value);
-            }
-        }
-        response
-    }
-
-    async fn handle(
-        &self,
-        endpoint: Endpoint,
-        path: &str,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Response {
-        let rev = request_revision(body);
-        let answer = self.process(endpoint, headers, body, rev).await;
-        self.log(|| {
-            format!(
-                "{} {path} {} {}",
-                Method::POST,
-                answer.status.as_u16(),
-                answer.ret_code
-            )
-        });
-        self.respond(answer.status, answer.body)
-    }
-
-    async fn process(
-        &self,
-        endpoint: Endpoint,
-        headers: &HeaderMap,
-        body: &[u8],
-        rev: Revision,
-    ) -> Answer {
-        let authorization = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if self
-            .inner
-            .config
-            .keys
-            .verify(authorization, body, OffsetDateTime::now_utc())
-            .is_err()
-        {
-            return Answer::fail(StatusCode::UNAUTHORIZED, "bad signature", rev);
-        }
-        self.inner.calls[endpoint as usize].fetch_add(1, Ordering::SeqCst);
-        match endpoint {
-            Endpoint::OrderQuery => {
-                match self.parse::<OrderQueryRequest>(body, rev, |r| &r.skill_id) {
-                    Ok(request) => self.order_query(&request, rev),
-                    Err(answer) => answer,
-                }
-            }
-            Endpoint::Refund => match self.parse::<RefundRequest>(body, rev, |r| &r.skill_id) {
-                Ok(request) => self.refund(&request, rev).await,
-                Err(answer) => answer,
-            },
-            Endpoint::RefundQuery => {
-                match self.parse::<RefundQueryRequest>(body, rev, |r| &r.skill_id) {
-                    Ok(request) => self.refund_query(&request, rev),
-                    Err(answer) => answer,
-                }
-            }
-        }
-    }
-
-    fn parse<T: DeserializeOwned>(
-        &self,
-        body: &[u8],
-        rev: Revision,
-        skill_id: impl Fn(&T) -> &SkillId,
-    ) -> Result<T, Answer> {
-        let request: T = protocol::parse(body)
-            .map_err(|e| Answer::fail(StatusCode::BAD_REQUEST, &e.to_string(), rev))?;
-        if skill_id(&request) != &self.inner.skill_id {
-            return Err(Answer::fail(StatusCode::OK, "unknown skill", rev));
-        }
-        Ok(request)
-    }
-
-    fn order_query(&self, request: &OrderQueryRequest, rev: Revision) -> Answer {
-        let ledger = lock(&self.inner.ledger);
-        let Some(order) = request.order_ref().and_then(|o| ledger.order(&o)) else {
-            return Answer::fail(StatusCode::OK, "order not found", rev);
-        };
-        let reply = OrderQueryReply::success(QueriedOrder {
-            skill_id: self.inner.skill_id.clone(),
-            transaction_id: order.transaction_id.clone(),
-            trade_no: order.trade_no.clone(),
-            total_amt: order.total_amt,
-            trade_status: TradeStatus::Success,
-            trade_status_desc: Some("支付成功".to_owned()),
-        });
-        Answer::new(StatusCode::OK, RetCode::Success, &reply, rev)
-    }
-
-    async fn refund(&self, request: &RefundRequest, rev: Revision) -> Answer {
-        let failing = self
-            .inner
-            .fail_next_refunds
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if failing {
-            return Answer::fail(StatusCode::OK, "insufficient balance", rev);
-        }
-        let answer = self.apply_refund(request, rev);
-        let hang = {
-            let mut hang = lock(&self.inner.hang_next_refunds);
-            if hang.0 > 0 {
-                hang.0 -= 1;
-                Some(hang.1)
-            } else {
-                None
-            }
-        };
-        if let Some(delay) = hang {
-            tokio::time::sleep(delay).await;
-        }
-        answer
-    }
-
-    fn apply_refund(&self, request: &RefundRequest, rev: Revision) -> Answer {
-        let fail = |msg: &str| Answer::fail(StatusCode::OK, msg, rev);
-        let accepted = |r: &Refund| {
-            let reply = RefundReply::success(AcceptedRefund {
-                skill_id: self.inner.skill_id.clone(),
-                transaction_id: r.transaction_id.clone(),
-                trade_no: r.trade_no.clone(),
-                refund_transaction_id: r.refund_transaction_id.clone(),
-                refund_trade_no: r.refund_trade_no.clone(),
-                total_amt: r.total_amt,
-                refund_amt: r.refund_amt,
-            });
-            Answer::new(StatusCode::OK, RetCode::Success, &reply, rev)
-        };
-        let mut ledger = lock(&self.inner.ledger);
-        let Some(order) = request.order_ref().and_then(|o| ledger.order(&o)) else {
-            return fail("order not found");
-        };
-        if request.total_amt != order.total_amt {
-            return fail("totalAmt does not match order");
-        }
-        let (trade_no, transaction_id, total_amt) = (
-            order.trade_no.clone(),
-            order.transaction_id.clone(),
-            order.total_amt,
-        );
-        if let Some(existing) = ledger.refunds.get(request.refund_trade_no.as_str()) {
-            return if existing.transaction_id == transaction_id
-                && existing.refund_amt == request.refund_amt
-            {
-                accepted(existing)
-            } else {
-                fail("refundTradeNo already used")
-            };
-        }
-        let committed = ledger.committed(&transaction_id);
-        if committed + i128::from(request.refund_amt.get()) > i128::from(total_amt.get()) {
-            return fail("refund exceeds order");
-        }
-        let refund = Refund {
-            trade_no,
-            transaction_id,
-            refund_trade_no: request.refund_trade_no.clone(),
-            refund_transaction_id: RefundTransactionId::parse(&serial("RF"))
-                .expect("serial is valid"),
-            total_amt,
-            refund_amt: request.refund_amt,
-            status: RefundStatus::Processing,
-            revision: rev,
-        };
-        let answer = accepted(&refund);
-        ledger.by_refund_transaction.insert(
-            refund.refund_transaction_id.to_string(),
-            refund.refund_trade_no.to_string(),
-        );
-        ledger
-            .refunds
-            .insert(refund.refund_trade_no.to_string(), refund);
-        drop(ledger);
-        self.schedule_outcome(request.refund_trade_no.to_string());
-        answer
-    }
-
-    fn refund_query(&self, request: &RefundQueryRequest, rev: Revision) -> Answer {
-        let ledger = lock(&self.inner.ledger);
-        let Some(r) = request.refund_ref().and_then(|r| ledger.refund(&r)) else {
-            return Answer::fail(StatusCode::OK, "refund not found", rev);
-        };
-        let reply = RefundQueryReply::success(QueriedRefund {
-            skill_id: self.inner.skill_id.clone(),
-            transaction_id: r.transaction_id.clone(),
-            trade_no: r.trade_no.clone(),
-            refund_transaction_id: r.refund_transaction_id.clone(),
-            refund_trade_no: r.refund_trade_no.clone(),
-            total_amt: r.total_amt,
-            refund_amt: r.refund_amt,
-            refund_status: r.status,
-            refund_status_desc: Some(refund_status_desc(r.status).to_owned()),
-        });
-        Answer::new(StatusCode::OK, RetCode::Success, &reply, rev)
-    }
-
-    async fn admin_pay(&self, body: &[u8], notify: bool) -> (StatusCode, Value) {
-        let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        let trade_no = request["tradeNo"].as_str().unwrap_or_default();
-        let Some(total_amt) = request["totalAmt"].as_i64() else {
-            return (
-                StatusCode::BAD_REQUEST,
-                json!({"retCode": "FAIL", "retMsg": "expected {\"tradeNo\":..,\"totalAmt\":..}"}),
-            );
-        };
-        let transaction_id = match self.record_payment(trade_no, total_amt) {
-            Ok(t) => t,
-            Err(e) => {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    json!({"retCode": "FAIL", "retMsg": e}),
-                )
-            }
-        };
-        if !notify {
-            return (
-                StatusCode::OK,
-                json!({"retCode": "SUCCESS", "transactionId": transaction_id}),
-            );
-        }
-        let ship_reply = if self.inner.config.ship_notify_url.is_some() {
-            match self.send_ship_notify(&transaction_id).await {
-                Ok((status, reply)) => json!({"status": status, "body": reply}),
-                Err(e) => json!({"error": e}),
-            }
-        } else {
-            Value::Null
-        };
-        (
-            StatusCode::OK,
-            json!({"retCode": "SUCCESS", "transactionId": transaction_id, "shipReply": ship_reply}),
-        )
-    }
-
-    async fn admin(&self, path: &str, body: &[u8], notify: bool) -> Response {
-        let (status, reply) = self.admin_pay(body, notify).await;
-        self.log(|| {
-            format!(
-                "{} {path} {} {}",
-                Method::POST,
-                status.as_u16(),
-                reply["retCode"].as_str().unwrap_or("")
-            )
-        });
-        (status, axum::Json(reply)).into_response()
-    }
-
-    /// `GET /admin/orders/{tradeNo}`: the paid order, its refunds and
-    /// `refundedAmt` (refunds not `FAIL`).
-    fn admin_order(&self, trade_no: &str) -> (StatusCode, Value) {
-        let Some(order) = self.order(trade_no) else {
-            return not_found("order not found");
-        };
-        let refunds = self.refunds_of(trade_no);
-        let refunded: i64 = refunds
-            .iter()
-            .filter(|r| r.status != RefundStatus::Fail)
-            .map(|r| r.refund_amt)
-            .sum();
-        let mut body = order.to_json();
-        body["refundedAmt"] = json!(refunded);
-        body["refunds"] = Value::Array(refunds.iter().map(SimRefund::to_json).collect());
-        (StatusCode::OK, body)
-    }
-
-    /// `POST /admin/settle-refund`
-    /// `{"refundTradeNo":..,"status":"SUCCESS"|"FAIL","notify":false}`.
-    fn admin_settle(&self, body: &[u8]) -> (StatusCode, Value) {
-        let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        let (Some(refund_trade_no), Some(Ok(outcome))) = (
-            request["refundTradeNo"].as_str(),
-            request["status"].as_str().map(str::parse::<RefundOutcome>),
-        ) else {
-            return (
-                StatusCode::BAD_REQUEST,
-                json!({"retCode": "FAIL", "retMsg": "expected {\"refundTradeNo\":..,\"status\":\"SUCCESS\"|\"FAIL\",\"notify\":false}"}),
-            );
-        };
-        let notify = request["notify"].as_bool().unwrap_or(false);
-        match self.settle_refund(refund_trade_no, outcome, notify) {
-            Ok(refund) => (StatusCode::OK, refund.to_json()),
-            Err(e) if e == "refund not found" => not_found(&e),
-            Err(e) => (
-                StatusCode::CONFLICT,
-                json!({"retCode": "FAIL", "retMsg": e}),
-            ),
-        }
-    }
-
-    /// `POST /fulfil`: a stand-in for the partner's fulfilment webhook that
-    /// counts what it is asked to fulfil, by `Idempotency-Key`. The request
-    /// must be signed with the skill's keys (as the functions sign it).
-    fn fulfil(&self, headers: &HeaderMap, body: &[u8]) -> (StatusCode, Value) {
-        let authorization = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if let Err(e) =
-            self.inner
-                .config
-                .keys
-                .verify(authorization, body, OffsetDateTime::now_utc())
-        {
-            return (
-                StatusCode::UNAUTHORIZED,
-                json!({"ok": false, "error": format!("bad signature: {e}")}),
-            );
-        }
-        let Some(key) = headers
-            .get("idempotency-key")
-            .and_then(|v| v.to_str().ok())
-            .filter(|k| !k.is_empty())
-        else {
-            return (
-                StatusCode::BAD_REQUEST,
-                json!({"ok": false, "error": "no Idempotency-Key"}),
-            );
-        };
-        let count = {
-            let mut fulfilments = lock(&self.inner.fulfilments);
-            let count = fulfilments.entry(key.to_owned()).or_insert(0);
-            *count += 1;
-            *count
-        };
-        (
-            StatusCode::OK,
-            json!({"ok": true, "key": key, "count": count}),
-        )
-    }
-
-    /// `GET /admin/fulfilments`: `{"total":..,"keys":{key: count}}`.
-    fn admin_fulfilments(&self) -> (StatusCode, Value) {
-        let counts = self.fulfilment_counts();
-        let total: usize = counts.values().sum();
-        (StatusCode::OK, json!({"total": total, "keys": counts}))
-    }
-
-    /// Answers an admin request as JSON, with a log line.
-    fn admin_reply(
-        &self,
-        method: Method,
-        path: &str,
-        (status, body): (StatusCode, Value),
-    ) -> Response {
-        self.log(|| format!("{method} {path} {}", status.as_u16()));
-        (status, axum::Json(body)).into_response()
-    }
-}
-
-fn describe(result: &NotifyResult) -> String {
-    match result {
-        Ok((status, reply)) => format!(
-            "{status} {}",
-            reply["retCode"].as_str().unwrap_or("(no retCode)")
-        ),
-        Err(e) => format!("failed: {e}"),
-    }
-}
-
-async fn order_query_route(
-    State(sim): State<Simulator>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    sim.handle(Endpoint::OrderQuery, "/paycgi/orderquery", &headers, &body)
-        .await
-}
-
-async fn refund_route(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
-    sim.handle(Endpoint::Refund, "/paycgi/refund", &headers, &body)
-        .await
-}
-
-async fn refund_query_route(
-    State(sim): State<Simulator>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    sim.handle(
-        Endpoint::RefundQuery,
-        "/paycgi/refundquery",
-        &headers,
-        &body,
-    )
-    .await
-}
-
-async fn admin_pay_route(State(sim): State<Simulator>, body: Bytes) -> Response {
-    sim.admin("/admin/pay", &body, true).await
-}
-
-async fn admin_pay_silently_route(State(sim): State<Simulator>, body: Bytes) -> Response {
-    sim.admin("/admin/pay-silently", &body, false).await
-}
-
-fn not_found(msg: &str) -> (StatusCode, Value) {
-    (
-        StatusCode::NOT_FOUND,
-        json!({"retCode": "FAIL", "retMsg": msg}),
-    )
-}
-
-async fn admin_order_route(State(sim): State<Simulator>, Path(trade_no): Path<String>) -> Response {
-    let reply = sim.admin_order(&trade_no);
-    sim.admin_reply(Method::GET, &format!("/admin/orders/{trade_no}"), reply)
-}
-
-async fn admin_refund_route(
-    State(sim): State<Simulator>,
-    Path(refund_trade_no): Path<String>,
-) -> Response {
-    let reply = match sim.refund_state(&refund_trade_no) {
-        Some(refund) => (StatusCode::OK, refund.to_json()),
-        None => not_found("refund not found"),
-    };
-    sim.admin_reply(
-        Method::GET,
-        &format!("/admin/refunds/{refund_trade_no}"),
-        reply,
-    )
-}
-
-async fn admin_settle_route(State(sim): State<Simulator>, body: Bytes) -> Response {
-    let reply = sim.admin_settle(&body);
-    sim.admin_reply(Method::POST, "/admin/settle-refund", reply)
-}
-
-async fn admin_fulfilments_route(State(sim): State<Simulator>) -> Response {
-    let reply = sim.admin_fulfilments();
-    sim.admin_reply(Method::GET, "/admin/fulfilments", reply)
-}
-
-async fn admin_fulfilment_route(State(sim): State<Simulator>, Path(key): Path<String>) -> Response {
-    let count = sim.fulfilments(&key);
-    let reply = (StatusCode::OK, json!({"key": key, "count": count}));
-    sim.admin_reply(Method::GET, &format!("/admin/fulfilments/{key}"), reply)
-}
-
-async fn fulfil_route(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
-    let reply = sim.fulfil(&headers, &body);
-    sim.admin_reply(Method::POST, "/fulfil", reply)
 }
 
 #[cfg(test)]
@@ -1455,30 +606,6 @@ mod tests {
         assert!(TransactionId::parse(&t).is_ok());
         assert_ne!(serial("RF"), serial("RF"));
         assert_eq!(nonce().as_str().len(), 32);
-    }
-
-    #[test]
-    fn revision_follows_domain_id() {
-        assert_eq!(request_revision(br#"{"domainId":"s"}"#), Revision::R2018);
-        assert_eq!(request_revision(br#"{"skillId":"s"}"#), Revision::R2019);
-        assert_eq!(request_revision(b"not json"), Revision::R2019);
-        assert_eq!(
-            request_revision(br#"{"x":{"domainId":"s"}}"#),
-            Revision::R2019
-        );
-    }
-
-    #[test]
-    fn spoiled_signatures_do_not_verify() {
-        let keys = hmac_keys("k");
-        let now = OffsetDateTime::now_utc();
-        let auth = keys.sign(b"{}", now);
-        assert!(keys.verify(Some(&auth.to_string()), b"{}", now).is_ok());
-        let bad = spoil(auth, b"{}").to_string();
-        assert_eq!(
-            keys.verify(Some(&bad), b"{}", now),
-            Err(dingdang::signing::SignError::BadSignature)
-        );
     }
 
     #[test]

@@ -34,8 +34,10 @@ struct Cli {
 enum Command {
     /// Serve /paycgi/{orderquery,refund,refundquery}, /admin/{pay,pay-silently}
     /// (pay an order), /admin/orders/{tradeNo}, /admin/refunds/{id},
-    /// /admin/settle-refund, and /fulfil with /admin/fulfilments (a counting
-    /// fulfilment webhook) until interrupted.
+    /// /admin/settle-refund, /admin/behaviour (the bad platform, per order
+    /// and per refund: GET lists, POST sets a rule, POST
+    /// /admin/behaviour/clear clears), and /fulfil with /admin/fulfilments (a
+    /// counting fulfilment webhook) until interrupted.
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:9100")]
@@ -225,6 +227,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("dingdang-sim: DINGDANG_API_BASE={}", sim.api_base());
             eprintln!(
                 "dingdang-sim: FULFILLMENT_URL=http://{}/fulfil (counts fulfilments: GET /admin/fulfilments)",
+                sim.addr()
+            );
+            eprintln!(
+                "dingdang-sim: misbehave with: curl -sX POST http://{}/admin/behaviour -d '{{\"refundTradeNo\":\"R1\",\"behaviour\":\"fail-duplicate\"}}'",
                 sim.addr()
             );
             eprintln!(
