@@ -1,6 +1,7 @@
 //! End-to-end tests: the real handlers over HTTP against a local
 //! DynamoDB-compatible server (moto). One binary, one app per test.
 
+mod content_type;
 mod corpus;
 mod create_order;
 mod faults;

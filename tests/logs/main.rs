@@ -357,18 +357,22 @@ async fn every_ship_notify_path_with_hmac_logs_json_without_secrets() {
             .await;
         expect(got, status, msg);
     }
+    // The Content-Type does not matter: a signed body that is not JSON is
+    // refused as such.
+    let form = format!("transactionId={}&tradeNo={trade}&totalAmt=990", id("T")).into_bytes();
+    let signed_form = keys.sign(&form, now).to_string();
     let got = run
         .post(
             &app,
-            "content type",
+            "not JSON, as a form",
             "/ship-notify",
-            b.clone(),
-            Some(valid.to_string()),
-            "text/plain",
+            form,
+            Some(signed_form),
+            "application/x-www-form-urlencoded",
             None,
         )
         .await;
-    expect(got, 415, "Content-Type must be JSON");
+    expect(got, 400, "invalid JSON");
     let bad = br#"{"domainId":"skill-123","transactionId":"T1","#.to_vec();
     expect(
         run.ship(&app, &keys, "invalid JSON", bad, None).await,

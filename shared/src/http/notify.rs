@@ -1,7 +1,11 @@
 //! What every platform → partner endpoint (the notifications and
-//! create-order) shares: the content-type check, signature verification
-//! over the raw body, parsing, and the signed JSON reply. Errors become
-//! status codes here.
+//! create-order) shares: signature verification over the raw body, parsing,
+//! and the signed JSON reply. Errors become status codes here.
+//!
+//! The body decides, not the header: a request is read whatever its
+//! `Content-Type` (missing, `text/plain`, a form type...), and only a body
+//! that is not JSON is refused as such (400 `invalid JSON`, after the
+//! signature is checked).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,7 +17,7 @@ use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use super::{body_bytes, deadline, header, json_response, request_id, wrong_content_type};
+use super::{body_bytes, deadline, header, json_response, request_id};
 use crate::observability::error_chain;
 use crate::observability::metrics::{Event, Metric};
 use crate::protocol::{self, CreateOrderReply, ParseError, Reply};
@@ -23,8 +27,6 @@ use crate::EpochSecs;
 /// A request refused before any business rule ran.
 #[derive(Debug, thiserror::Error)]
 pub enum InboundError {
-    #[error("Content-Type must be JSON")]
-    ContentType,
     #[error(transparent)]
     Parse(#[from] ParseError),
     #[error(transparent)]
@@ -101,7 +103,6 @@ impl<R: SignedReply> Answer<R> {
     /// A request the caller got wrong: logged as a warning.
     pub fn refused(err: &InboundError) -> Self {
         let (status, outcome) = match err {
-            InboundError::ContentType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "content_type"),
             InboundError::Parse(ParseError::TooLarge) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "bad_request")
             }
@@ -164,18 +165,15 @@ impl Inbound {
         let request_id = request_id(request);
         let span = tracing::info_span!("request", endpoint = name, request_id = %request_id);
         async {
-            let answer = if wrong_content_type(request) {
-                Answer::refused(&InboundError::ContentType)
-            } else {
-                let deadline = deadline(request, now.unix_timestamp());
-                decide(
-                    header(request, "authorization"),
-                    body_bytes(request),
-                    now,
-                    deadline,
-                )
-                .await
-            };
+            // Whatever the Content-Type: the signature and the body decide.
+            let deadline = deadline(request, now.unix_timestamp());
+            let answer = decide(
+                header(request, "authorization"),
+                body_bytes(request),
+                now,
+                deadline,
+            )
+            .await;
             let elapsed = started.elapsed();
             let concerns = &answer.concerns;
             tracing::info!(

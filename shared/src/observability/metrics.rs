@@ -109,7 +109,7 @@ metrics! {
     RejectedAmount => Count,
     /// Refused: the order was paid by another transaction (`paid_by_other`): money at risk.
     RejectedPaidByOther => Count,
-    /// Refused: not JSON, not a valid message, wrong Content-Type (`bad_request`, `content_type`).
+    /// Refused: not JSON, not a valid message (`bad_request`), whatever the Content-Type.
     RejectedBadRequest => Count,
     /// Another delivery of the same payment is being processed (`in_progress`).
     InProgress => Count,
@@ -171,7 +171,7 @@ impl Metric {
             "unknown_order" => Self::RejectedUnknownOrder,
             "amount_mismatch" => Self::RejectedAmount,
             "paid_by_other" => Self::RejectedPaidByOther,
-            "bad_request" | "content_type" => Self::RejectedBadRequest,
+            "bad_request" => Self::RejectedBadRequest,
             "in_progress" => Self::InProgress,
             "fulfilment_failed" => Self::FulfilmentFailed,
             "error" => Self::NotificationError,
@@ -463,7 +463,6 @@ mod tests {
             "signature",
             "clock",
             "bad_request",
-            "content_type",
             "error",
             "created",
             "duplicate",
