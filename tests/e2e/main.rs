@@ -6,6 +6,7 @@ mod corpus;
 mod create_order;
 mod faults;
 mod metrics;
+mod orderquery_replies;
 mod orders;
 mod reconcile;
 mod refund_notify;
