@@ -1,7 +1,9 @@
 //! The bad-input corpora (described in tests/corpus/README.md), each
 //! against one spawned app: every case is answered with its expected status
 //! and a signed `{"retCode":"FAIL","retMsg":...}` (a non-empty retMsg of at
-//! most 32 bytes), nothing panics, and nothing is written.
+//! most 32 bytes), nothing panics, and nothing is written (but the kept
+//! notice of a signed notification that contradicts our records, for the
+//! cases that say `expect_kept`).
 //!
 //! - tests/corpus/ship-notify/: `POST /ship-notify`, aimed at an unpaid
 //!   order;
@@ -117,6 +119,11 @@ struct Case {
     expect_status: u16,
     #[serde(default)]
     expect_msg: Option<String>,
+    /// A signed, well-formed notification that contradicts our records:
+    /// the one write allowed is the notice kept for an operator
+    /// (`UNMATCHED#SHIP#...`), with this `reason` and the body as sent.
+    #[serde(default)]
+    expect_kept: Option<String>,
 }
 
 /// A piece of a generated body: text, or text repeated `times` times.
@@ -316,6 +323,7 @@ async fn run_case(app: &App, target: &Target, file: &Path) -> Option<String> {
     p.add("{{BASE64_VALID}}", STANDARD.encode(&valid));
     p.add("{{VALID_AUTHORIZATION}}", good.to_string());
     let body = case.body(&p);
+    let sent = body.clone();
     let signed = app.keys.sign(&body, now);
     p.add("{{DATETIME}}", signed.datetime.to_string());
     p.add("{{SIGNATURE_SHORT}}", signed.signature[1..].to_owned());
@@ -390,12 +398,34 @@ async fn run_case(app: &App, target: &Target, file: &Path) -> Option<String> {
             assert_eq!(parsed.algorithm, Algorithm::HmacSha256Basic);
         }
     }
-    if before != after {
-        problems.push(format!(
-            "wrote to the table: {} items before, {} after",
-            before.len(),
-            after.len()
-        ));
+    let written: Vec<&dingdang_tests::StoredItem> =
+        after.iter().filter(|i| !before.contains(i)).collect();
+    let changed = before.iter().any(|i| !after.contains(i));
+    match &case.expect_kept {
+        None => {
+            if before != after {
+                problems.push(format!(
+                    "wrote to the table: {} items before, {} after",
+                    before.len(),
+                    after.len()
+                ));
+            }
+        }
+        Some(reason) => {
+            let kept = |i: &&dingdang_tests::StoredItem| {
+                dingdang_tests::text(i, "pk").is_some_and(|pk| pk.starts_with("UNMATCHED#SHIP#"))
+                    && dingdang_tests::text(i, "reason").as_deref() == Some(reason.as_str())
+                    && dingdang_tests::text(i, "payload").as_deref()
+                        == Some(String::from_utf8_lossy(&sent).as_ref())
+            };
+            if changed || written.len() != 1 || !written.iter().all(kept) {
+                problems.push(format!(
+                    "expected only the kept notice ({reason}) to be written: {} items before, {} after, new {written:?}",
+                    before.len(),
+                    after.len()
+                ));
+            }
+        }
     }
     if problems.is_empty() {
         None

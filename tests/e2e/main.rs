@@ -17,3 +17,4 @@ mod scenarios;
 mod ship;
 mod ship_rejections;
 mod storm;
+mod unmatched_ship;

@@ -191,6 +191,28 @@ pub async fn item(store: &DynamoStore, pk: &str) -> Option<StoredItem> {
         .map(|i| i.into_iter().collect())
 }
 
+/// A string attribute of a stored item.
+pub fn text(item: &StoredItem, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+/// A number attribute of a stored item.
+pub fn number(item: &StoredItem, name: &str) -> Option<i64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+}
+
+/// The signed ship notifications kept because they contradict our records
+/// (`UNMATCHED#SHIP#...` items), in key order.
+pub async fn unmatched_ship_notices(store: &DynamoStore) -> Vec<StoredItem> {
+    all_items(store)
+        .await
+        .into_iter()
+        .filter(|i| text(i, "pk").is_some_and(|pk| pk.starts_with("UNMATCHED#SHIP#")))
+        .collect()
+}
+
 /// Parses a JSON reply.
 pub fn json(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes)

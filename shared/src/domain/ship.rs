@@ -116,6 +116,19 @@ pub enum ClaimResult {
     Contended,
 }
 
+/// A signed ship notification that contradicts our records (unknown order,
+/// another amount, an order paid by another transaction, a `transactionId`
+/// of another order), kept with its body for an operator.
+#[derive(Debug, Clone)]
+pub struct UnmatchedShip<'a> {
+    pub notice: &'a ShipNotify,
+    pub fingerprint: Fingerprint,
+    pub reason: Rejection,
+    /// The body exactly as received (lossily decoded when not UTF-8).
+    pub payload: &'a str,
+    pub received_at: EpochSecs,
+}
+
 /// What the ship flow needs from the store.
 #[async_trait]
 pub trait ShipStore: Send + Sync {
@@ -127,6 +140,9 @@ pub trait ShipStore: Send + Sync {
     async fn complete(&self, claim: &ShipClaim<'_>, reply: &Reply) -> Result<bool, StoreError>;
     /// Drops an IN_PROGRESS claim so that a retry can succeed.
     async fn release(&self, claim: &ShipClaim<'_>) -> Result<(), StoreError>;
+    /// Keeps a signed notification that contradicts our records, for an
+    /// operator; the same notification delivered again updates its record.
+    async fn record_unmatched(&self, unmatched: &UnmatchedShip<'_>) -> Result<(), StoreError>;
 }
 
 /// What the partner's fulfilment webhook receives.
@@ -321,6 +337,27 @@ impl<S: ShipStore, F: Fulfiller> ShipService<S, F> {
                 Ok(ShipOutcome::Rejected(Rejection::FulfilmentFailed))
             }
         }
+    }
+
+    /// Keeps a signed notification refused because it contradicts our
+    /// records ([`Rejection::is_alert`]) with its body, for an operator.
+    pub async fn keep_unmatched(
+        &self,
+        notice: &ShipNotify,
+        reason: Rejection,
+        body: &[u8],
+        now: EpochSecs,
+    ) -> Result<(), StoreError> {
+        let payload = String::from_utf8_lossy(body);
+        self.store
+            .record_unmatched(&UnmatchedShip {
+                notice,
+                fingerprint: Fingerprint::of(notice),
+                reason,
+                payload: &payload,
+                received_at: now,
+            })
+            .await
     }
 }
 

@@ -93,30 +93,41 @@ impl ShipNotifyApp {
         now: OffsetDateTime,
         deadline: EpochSecs,
     ) -> Answer {
-        match self
+        let now = now.unix_timestamp();
+        let outcome = match self
             .service
-            .handle(notice, body_hash(body), now.unix_timestamp(), deadline)
+            .handle(notice, body_hash(body), now, deadline)
             .await
         {
-            Ok(outcome) => {
-                if let ShipOutcome::Rejected(rejection) = &outcome {
-                    if rejection.is_alert() {
-                        tracing::error!(
-                            alert = true,
-                            reason = rejection.code(),
-                            transaction_id = notice.transaction_id.as_str(),
-                            trade_no = notice.trade_no.as_str(),
-                            total_amt = notice.total_amt.get(),
-                            "signed ship notification refused: money may be at risk"
-                        );
-                    } else {
-                        tracing::warn!(reason = rejection.code(), "ship notification refused");
-                    }
+            Ok(outcome) => outcome,
+            Err(err) => return Answer::internal(&err),
+        };
+        let outcome = &outcome;
+        if let ShipOutcome::Rejected(rejection) = outcome {
+            if rejection.is_alert() {
+                // Signed, yet it contradicts our records: keep it, with its
+                // body, for an operator. If it cannot be kept, answer an
+                // error so that the platform delivers it again.
+                if let Err(err) = self
+                    .service
+                    .keep_unmatched(notice, *rejection, body, now)
+                    .await
+                {
+                    return Answer::internal(&err);
                 }
-                Answer::new(outcome_status(&outcome), outcome.reply(), outcome.code())
+                tracing::error!(
+                    alert = true,
+                    reason = rejection.code(),
+                    transaction_id = notice.transaction_id.as_str(),
+                    trade_no = notice.trade_no.as_str(),
+                    total_amt = notice.total_amt.get(),
+                    "signed ship notification refused and kept: money may be at risk"
+                );
+            } else {
+                tracing::warn!(reason = rejection.code(), "ship notification refused");
             }
-            Err(err) => Answer::internal(&err),
         }
+        Answer::new(outcome_status(outcome), outcome.reply(), outcome.code())
     }
 
     /// The reply as JSON, with an `Authorization` header over its body.

@@ -11,6 +11,7 @@
 //! | refund | `REFUND#<refundTradeNo>` | amounts, `status`, `refundTransactionId`, `gsi1pk`/`gsi1sk` while open |
 //! | create-order request | `CREATE#<md5 of the request>` | `tradeNo` of the order it created |
 //! | unmatched notice | `UNMATCHED#<refundTradeNo>` | a signed refund notification we could not match |
+//! | unmatched ship notice | `UNMATCHED#SHIP#<fingerprint>` | a signed ship notification that contradicts our records: `reason`, `transactionId`, `tradeNo`, `totalAmt`, `payload`, `receivedAt`, `firstReceivedAt`, `deliveries` |
 //!
 //! An order's `refundedAmt` is the sum of its refunds not FAILED: reserving
 //! a refund adds to it under the condition that it stays within `totalAmt`.

@@ -7,12 +7,12 @@ use aws_sdk_dynamodb::types::{
     Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
-use super::item::{failed, key, n, nonce_put, s, Expr, Item, Read};
+use super::item::{failed, key, n, nonce_put, s, sdk_error, Expr, Item, Read};
 use super::orders::{due_key, UNPAID};
-use super::{DynamoStore, ORDER, PAYMENT, TXN};
+use super::{DynamoStore, ORDER, PAYMENT, TXN, UNMATCHED};
 use crate::domain::ship::{
     ClaimMode, ClaimResult, Fingerprint, IdempotencyRecord, OrderMismatch, RecordState, ShipClaim,
-    ShipStore,
+    ShipStore, UnmatchedShip,
 };
 use crate::domain::StoreError;
 use crate::protocol::{Fen, Reply, TransactionId};
@@ -301,4 +301,69 @@ impl ShipStore for DynamoStore {
         ];
         self.transact(items).await.map(|_| ())
     }
+
+    async fn record_unmatched(&self, unmatched: &UnmatchedShip<'_>) -> Result<(), StoreError> {
+        let notice = unmatched.notice;
+        let mut expr = Expr::default()
+            .name("#kind", "kind")
+            .name("#notice", "notice")
+            .name("#reason", "reason")
+            .name("#skill", "skillId")
+            .name("#txn", "transactionId")
+            .name("#trade", "tradeNo")
+            .name("#amt", "totalAmt")
+            .name("#payload", "payload")
+            .name("#received", "receivedAt")
+            .name("#first", "firstReceivedAt")
+            .name("#deliveries", "deliveries")
+            .value(":kind", s("UNMATCHED"))
+            .value(":notice", s("ship"))
+            .value(":reason", s(unmatched.reason.code()))
+            .value(":skill", s(notice.skill_id.as_str()))
+            .value(":txn", s(notice.transaction_id.as_str()))
+            .value(":trade", s(notice.trade_no.as_str()))
+            .value(":amt", n(notice.total_amt.get()))
+            .value(":payload", s(unmatched.payload))
+            .value(":now", n(unmatched.received_at))
+            .value(":one", n(1));
+        let mut set = vec![
+            "#kind = :kind",
+            "#notice = :notice",
+            "#reason = :reason",
+            "#skill = :skill",
+            "#txn = :txn",
+            "#trade = :trade",
+            "#amt = :amt",
+            "#payload = :payload",
+            "#received = :now",
+            "#first = if_not_exists(#first, :now)",
+        ];
+        if let Some(token) = &notice.user_token {
+            expr = expr
+                .name("#token", "userToken")
+                .value(":token", s(token.as_str()));
+            set.push("#token = :token");
+        }
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(unmatched_key(unmatched)))
+            .update_expression(format!("SET {} ADD #deliveries :one", set.join(", ")))
+            .set_expression_attribute_names(Some(expr.names))
+            .set_expression_attribute_values(Some(expr.values))
+            .send()
+            .await
+            .map_err(|e| sdk_error("keep unmatched ship notice", e))?;
+        Ok(())
+    }
+}
+
+/// `UNMATCHED#SHIP#<fingerprint>`: one item per payment as notified (the
+/// platform's retries of it update the same item). A refund notice's key,
+/// `UNMATCHED#<refundTradeNo>`, has no second `#`.
+fn unmatched_key(unmatched: &UnmatchedShip<'_>) -> Item {
+    key(
+        UNMATCHED,
+        &format!("SHIP#{}", unmatched.fingerprint.as_str()),
+    )
 }
