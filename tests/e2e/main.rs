@@ -6,6 +6,7 @@ mod corpus;
 mod create_order;
 mod faults;
 mod metrics;
+mod one_order_per_payment;
 mod orderquery_replies;
 mod orders;
 mod reconcile;

@@ -2,13 +2,15 @@
 //! once, answer duplicates with the first reply.
 //!
 //! The idempotency record is keyed on `transactionId` and carries an md5
-//! fingerprint of the fields that decide the grant. Without a fulfilment
-//! webhook the order's move to PAID, the idempotency record and the nonce
-//! commit in one store transaction (one round trip); the table's stream
-//! carries the change to the partner's fulfilment consumer. With a webhook
-//! the claim is first written IN_PROGRESS (expiring with the Lambda
-//! deadline), the webhook is called, and the claim is then completed, or
-//! released on failure so that a retry can succeed.
+//! fingerprint of the fields that decide the grant; it expires. The claim
+//! also binds the `transactionId` to its order for ever, so that it is
+//! refused for any other order once the record is gone. Without a fulfilment
+//! webhook the order's move to PAID, the idempotency record, the nonce and
+//! that binding commit in one store transaction (one round trip); the
+//! table's stream carries the change to the partner's fulfilment consumer.
+//! With a webhook the claim is first written IN_PROGRESS (expiring with the
+//! Lambda deadline), the webhook is called, and the claim is then
+//! completed, or released on failure so that a retry can succeed.
 
 use std::time::Duration;
 
@@ -112,6 +114,10 @@ pub enum ClaimResult {
     Existing(IdempotencyRecord),
     NonceReused,
     Order(OrderMismatch),
+    /// The `transactionId` already paid (or is claimed for) another order:
+    /// a payment belongs to one order for ever, also once its idempotency
+    /// record has expired.
+    PaymentOfOther(TradeNo),
     /// Cancelled by a concurrent transaction on the same items.
     Contended,
 }
@@ -385,6 +391,9 @@ fn interpret(found: ClaimResult, fingerprint: &Fingerprint) -> ShipOutcome {
         ClaimResult::Order(OrderMismatch::Amount { .. }) => rejected(Rejection::AmountMismatch),
         ClaimResult::Order(OrderMismatch::PaidByThis) => ShipOutcome::AlreadyFulfilled,
         ClaimResult::Order(OrderMismatch::PaidByOther(_)) => rejected(Rejection::PaidByOther),
+        // The transactionId is another order's: the same answer as while
+        // its idempotency record exists (a conflicting payload).
+        ClaimResult::PaymentOfOther(_) => rejected(Rejection::Conflict),
         ClaimResult::Order(OrderMismatch::ClaimedByOther) | ClaimResult::Contended => {
             rejected(Rejection::InProgress)
         }

@@ -7,7 +7,7 @@
 //! | order | `ORDER#<tradeNo>` | `totalAmt`, `status`, `transactionId`, `claimTxn`/`claimUntil` while a webhook runs, `gsi1pk`/`gsi1sk` while unpaid |
 //! | idempotency record | `TXN#<transactionId>` | `status` (IN_PROGRESS/COMPLETE), `fingerprint`, `reply`, `until`, `ttl` |
 //! | nonce | `NONCE#<nonceStr>` | `bodyHash`, `ttl` |
-//! | payment | `PAYMENT#<transactionId>` | `tradeNo`: the order it paid |
+//! | payment | `PAYMENT#<transactionId>` | `tradeNo`: the one order it pays, for ever (no `ttl`); `claimedAt`, `paidAt` once PAID |
 //! | refund | `REFUND#<refundTradeNo>` | amounts, `status`, `refundTransactionId`, `gsi1pk`/`gsi1sk` while open |
 //! | create-order request | `CREATE#<md5 of the request>` | `tradeNo` of the order it created |
 //! | unmatched notice | `UNMATCHED#<refundTradeNo>` | a signed refund notification we could not match |

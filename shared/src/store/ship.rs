@@ -1,6 +1,11 @@
-//! The ship notification claim: order, idempotency record and nonce in one
-//! `TransactWriteItems`, with the old items returned on failure so that a
-//! duplicate costs one round trip too.
+//! The ship notification claim: order, idempotency record, nonce and
+//! payment in one `TransactWriteItems`, with the old items returned on
+//! failure so that a duplicate costs one round trip too.
+//!
+//! The payment item `PAYMENT#<transactionId>` never expires: it binds the
+//! `transactionId` to the one order it paid, so that the transactionId is
+//! refused for any other order also after its idempotency record
+//! `TXN#<transactionId>` (which has a TTL) is gone.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
@@ -15,7 +20,8 @@ use crate::domain::ship::{
     ShipStore, UnmatchedShip,
 };
 use crate::domain::StoreError;
-use crate::protocol::{Fen, Reply, TransactionId};
+use crate::protocol::{Fen, Reply, ShipNotify, TradeNo, TransactionId};
+use crate::EpochSecs;
 
 const IN_PROGRESS: &str = "IN_PROGRESS";
 const COMPLETE: &str = "COMPLETE";
@@ -117,19 +123,41 @@ fn record_put(claim: &ShipClaim<'_>, table: &str) -> Result<Put, StoreError> {
         .map_err(|e| StoreError::with_source("build record put", e))
 }
 
-/// `PAYMENT#<transactionId>` → the order it paid, kept for refunds that
-/// name the payment rather than the order.
-fn payment_put(claim: &ShipClaim<'_>, table: &str) -> Result<Put, StoreError> {
-    let notice = claim.notice;
-    let mut item = key(PAYMENT, notice.transaction_id.as_str());
-    item.insert("kind".into(), s("PAYMENT"));
-    item.insert("tradeNo".into(), s(notice.trade_no.as_str()));
-    item.insert("paidAt".into(), n(claim.now));
-    Put::builder()
+/// `PAYMENT#<transactionId>` → the one order it pays, for ever (no TTL):
+/// written by the claim, refused when it names another order. Refunds that
+/// name the payment rather than the order read it too. `paidAt` is set once
+/// the order is PAID.
+fn payment_update(
+    notice: &ShipNotify,
+    now: EpochSecs,
+    paid: bool,
+    table: &str,
+) -> Result<Update, StoreError> {
+    let mut set = vec![
+        "#kind = :payment",
+        "tradeNo = :trade",
+        "totalAmt = if_not_exists(totalAmt, :amt)",
+        "claimedAt = if_not_exists(claimedAt, :now)",
+    ];
+    if paid {
+        set.push("paidAt = if_not_exists(paidAt, :now)");
+    }
+    let expr = Expr::default()
+        .name("#kind", "kind")
+        .value(":payment", s("PAYMENT"))
+        .value(":trade", s(notice.trade_no.as_str()))
+        .value(":amt", n(notice.total_amt.get()))
+        .value(":now", n(now));
+    Update::builder()
         .table_name(table)
-        .set_item(Some(item))
+        .set_key(Some(key(PAYMENT, notice.transaction_id.as_str())))
+        .update_expression(format!("SET {}", set.join(", ")))
+        .condition_expression("attribute_not_exists(pk) OR tradeNo = :trade")
+        .set_expression_attribute_names(Some(expr.names))
+        .set_expression_attribute_values(Some(expr.values))
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
         .build()
-        .map_err(|e| StoreError::with_source("build payment put", e))
+        .map_err(|e| StoreError::with_source("build payment update", e))
 }
 
 fn reply_json(reply: &Reply) -> String {
@@ -172,6 +200,13 @@ fn read_mismatch(old: Option<&Item>, claim: &ShipClaim<'_>) -> Result<OrderMisma
     }
 }
 
+/// The order a `PAYMENT#` item binds its transactionId to.
+fn read_payment(old: Option<&Item>) -> Result<TradeNo, StoreError> {
+    let item =
+        old.ok_or_else(|| StoreError::new("payment condition failed without the old item"))?;
+    Read(item).parsed("tradeNo", TradeNo::parse)
+}
+
 #[async_trait]
 impl ShipStore for DynamoStore {
     async fn claim(&self, claim: &ShipClaim<'_>) -> Result<ClaimResult, StoreError> {
@@ -192,13 +227,12 @@ impl ShipStore for DynamoStore {
                 )?)
                 .build(),
         ];
-        if let ClaimMode::Complete { .. } = claim.mode {
-            items.push(
-                TransactWriteItem::builder()
-                    .put(payment_put(claim, &self.table)?)
-                    .build(),
-            );
-        }
+        let paid = matches!(claim.mode, ClaimMode::Complete { .. });
+        items.push(
+            TransactWriteItem::builder()
+                .update(payment_update(claim.notice, claim.now, paid, &self.table)?)
+                .build(),
+        );
         let Some(reasons) = self.transact(items).await? else {
             return Ok(ClaimResult::Claimed);
         };
@@ -211,6 +245,9 @@ impl ShipStore for DynamoStore {
         }
         if reason(2).is_some() {
             return Ok(ClaimResult::NonceReused);
+        }
+        if let Some(r) = reason(3) {
+            return read_payment(r.item()).map(ClaimResult::PaymentOfOther);
         }
         if let Some(r) = reason(0) {
             return read_mismatch(r.item(), claim).map(ClaimResult::Order);
@@ -263,7 +300,7 @@ impl ShipStore for DynamoStore {
             TransactWriteItem::builder().update(order).build(),
             TransactWriteItem::builder().update(record).build(),
             TransactWriteItem::builder()
-                .put(payment_put(claim, &self.table)?)
+                .update(payment_update(notice, claim.now, true, &self.table)?)
                 .build(),
         ];
         Ok(self.transact(items).await?.is_none())
@@ -295,9 +332,22 @@ impl ShipStore for DynamoStore {
             .set_expression_attribute_values(Some(expr.values))
             .build()
             .map_err(|e| StoreError::with_source("build record release", e))?;
+        // The binding of an unpaid claim goes with it: the transactionId
+        // has paid nothing yet.
+        let expr = Expr::default().value(":trade", s(notice.trade_no.as_str()));
+        let payment = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(PAYMENT, notice.transaction_id.as_str())))
+            .condition_expression(
+                "attribute_not_exists(pk) OR (tradeNo = :trade AND attribute_not_exists(paidAt))",
+            )
+            .set_expression_attribute_values(Some(expr.values))
+            .build()
+            .map_err(|e| StoreError::with_source("build payment release", e))?;
         let items = vec![
             TransactWriteItem::builder().update(order).build(),
             TransactWriteItem::builder().delete(record).build(),
+            TransactWriteItem::builder().delete(payment).build(),
         ];
         self.transact(items).await.map(|_| ())
     }
