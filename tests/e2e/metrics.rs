@@ -343,6 +343,37 @@ async fn create_order_requests_are_counted_with_their_trade_no() {
 }
 
 #[tokio::test]
+async fn a_user_token_mismatch_is_counted_with_its_fulfilment() {
+    let capture = Capture::start();
+    // A notification carrying another userToken than the order's: paid,
+    // and counted on its request's line besides Fulfilled.
+    let app = dingdang_tests::spawn_app(Settings::rsa2_2019()).await;
+    let (trade, txn) = (id("ORD"), id("T"));
+    let (status, _) = app
+        .post_json(
+            "/orders",
+            json!({"tradeNo": trade, "totalAmt": 800, "userToken": "user-ours"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let body = serde_json::to_vec(&json!({
+        "skillId": dingdang_tests::SKILL, "transactionId": txn, "tradeNo": trade,
+        "totalAmt": 800, "userToken": "user-theirs", "nonceStr": id("N"),
+    }))
+    .unwrap();
+    assert_eq!(app.ship(body).await.ret_code(), "SUCCESS");
+
+    let lines = capture.lines();
+    let about = |txn: String| move |line: &Value| line["transactionId"] == txn.as_str();
+    assert_eq!(total(&lines, Metric::UserTokenMismatch), 1.0);
+    assert_eq!(
+        sum(&lines, Metric::UserTokenMismatch, about(txn.clone())),
+        1.0
+    );
+    assert_eq!(sum(&lines, Metric::Fulfilled, about(txn.clone())), 1.0);
+}
+
+#[tokio::test]
 async fn a_bad_orderquery_reply_is_counted_as_a_platform_error() {
     let capture = Capture::start();
     // orderquery answering SUCCESS without totalAmt: a platform error.

@@ -250,6 +250,7 @@ async fn a_crash_after_the_claim_is_recovered_after_the_in_progress_expiry() {
         accept_unknown_orders: false,
         record_expires: now + 3600,
         nonce_expires: now + 360,
+        check_user_token: false,
     };
     assert_eq!(
         app.store.claim(&claim).await.unwrap(),

@@ -11,6 +11,11 @@
 //! With a webhook the claim is first written IN_PROGRESS (expiring with the
 //! Lambda deadline), the webhook is called, and the claim is then
 //! completed, or released on failure so that a retry can succeed.
+//!
+//! A notification carrying another `userToken` than the order's still pays
+//! the order, which keeps its own: the claim first refuses the mismatch (so
+//! that it is noticed without reading the order), which is alerted, then
+//! claims again without that check.
 
 use std::time::Duration;
 
@@ -78,6 +83,10 @@ pub struct ShipClaim<'a> {
     pub record_expires: EpochSecs,
     /// When the nonce may be forgotten.
     pub nonce_expires: EpochSecs,
+    /// Refuse the claim when the order holds another `userToken` than the
+    /// notification's (reported as [`OrderMismatch::UserToken`]), so that a
+    /// mismatch is noticed without reading the order first.
+    pub check_user_token: bool,
 }
 
 /// The idempotency record found for a `transactionId`.
@@ -105,6 +114,11 @@ pub enum OrderMismatch {
     PaidByOther(TransactionId),
     /// Another transaction holds an unexpired claim on the order.
     ClaimedByOther,
+    /// The order holds another `userToken` than the notification (only
+    /// with [`ShipClaim::check_user_token`]).
+    UserToken {
+        ours: UserToken,
+    },
 }
 
 /// What a claim found.
@@ -282,6 +296,15 @@ pub struct ShipService<S, F> {
     pub settings: ShipSettings,
 }
 
+/// A decision, and what an operator should hear about besides it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    pub outcome: ShipOutcome,
+    /// The notification carried another `userToken` than the order's: the
+    /// payment was still decided for the order, which keeps its own.
+    pub user_token_mismatch: bool,
+}
+
 impl<S: ShipStore, F: Fulfiller> ShipService<S, F> {
     /// Decides one verified, parsed notification. `deadline` is when the
     /// invocation will be stopped: an IN_PROGRESS claim expires then.
@@ -292,8 +315,25 @@ impl<S: ShipStore, F: Fulfiller> ShipService<S, F> {
         now: EpochSecs,
         deadline: EpochSecs,
     ) -> Result<ShipOutcome, ShipError> {
+        Ok(self.decide(notice, body_hash, now, deadline).await?.outcome)
+    }
+
+    /// [`Self::handle`], also telling whether the notification's
+    /// `userToken` differed from the order's (alerted here; the caller
+    /// counts it).
+    pub async fn decide(
+        &self,
+        notice: &ShipNotify,
+        body_hash: String,
+        now: EpochSecs,
+        deadline: EpochSecs,
+    ) -> Result<Decided, ShipError> {
+        let decided = |outcome, user_token_mismatch| Decided {
+            outcome,
+            user_token_mismatch,
+        };
         if notice.skill_id != self.settings.skill_id {
-            return Ok(ShipOutcome::Rejected(Rejection::WrongSkill));
+            return Ok(decided(ShipOutcome::Rejected(Rejection::WrongSkill), false));
         }
         let mode = match self.fulfiller {
             None => ClaimMode::Complete {
@@ -303,7 +343,7 @@ impl<S: ShipStore, F: Fulfiller> ShipService<S, F> {
                 until: deadline.max(now + 1),
             },
         };
-        let claim = ShipClaim {
+        let mut claim = ShipClaim {
             notice,
             fingerprint: Fingerprint::of(notice),
             body_hash,
@@ -312,37 +352,57 @@ impl<S: ShipStore, F: Fulfiller> ShipService<S, F> {
             accept_unknown_orders: self.settings.accept_unknown_orders,
             record_expires: now + secs(self.settings.record_ttl),
             nonce_expires: now + secs(self.settings.nonce_ttl),
+            check_user_token: notice.user_token.is_some(),
         };
-        let found = self.store.claim(&claim).await?;
+        let mut found = self.store.claim(&claim).await?;
+        // The order's own userToken: the user the payment is fulfilled for.
+        let mut user_token = notice.user_token.clone();
+        let mut mismatch = false;
+        if let ClaimResult::Order(OrderMismatch::UserToken { ours }) = found {
+            tracing::error!(
+                alert = true,
+                reason = "user_token_mismatch",
+                transaction_id = notice.transaction_id.as_str(),
+                trade_no = notice.trade_no.as_str(),
+                "signed ship notification carries another userToken than the order's: \
+                 the payment is recorded for the order, which keeps its own userToken"
+            );
+            mismatch = true;
+            user_token = Some(ours);
+            // The second round trip happens only on a mismatch.
+            claim.check_user_token = false;
+            found = self.store.claim(&claim).await?;
+        }
         if found != ClaimResult::Claimed {
-            return Ok(interpret(found, &claim.fingerprint));
+            return Ok(decided(interpret(found, &claim.fingerprint), mismatch));
         }
         let Some(fulfiller) = &self.fulfiller else {
-            return Ok(ShipOutcome::Fulfilled);
+            return Ok(decided(ShipOutcome::Fulfilled, mismatch));
         };
         let request = FulfilmentRequest {
             transaction_id: notice.transaction_id.clone(),
             trade_no: notice.trade_no.clone(),
             total_amt: notice.total_amt,
             skill_id: notice.skill_id.clone(),
-            user_token: notice.user_token.clone(),
+            user_token,
             paid_at: now,
         };
         let budget = Duration::from_secs(u64::try_from(deadline - now - 1).unwrap_or(0).max(1));
-        match fulfiller.fulfil(&request, budget).await {
+        let outcome = match fulfiller.fulfil(&request, budget).await {
             Ok(()) => {
                 if self.store.complete(&claim, &Reply::success()).await? {
-                    Ok(ShipOutcome::Fulfilled)
+                    ShipOutcome::Fulfilled
                 } else {
-                    Ok(ShipOutcome::Rejected(Rejection::InProgress))
+                    ShipOutcome::Rejected(Rejection::InProgress)
                 }
             }
             Err(error) => {
                 tracing::warn!(error = %error, "fulfilment failed; releasing the claim");
                 self.store.release(&claim).await?;
-                Ok(ShipOutcome::Rejected(Rejection::FulfilmentFailed))
+                ShipOutcome::Rejected(Rejection::FulfilmentFailed)
             }
-        }
+        };
+        Ok(decided(outcome, mismatch))
     }
 
     /// Keeps a signed notification refused because it contradicts our
@@ -394,8 +454,8 @@ fn interpret(found: ClaimResult, fingerprint: &Fingerprint) -> ShipOutcome {
         // The transactionId is another order's: the same answer as while
         // its idempotency record exists (a conflicting payload).
         ClaimResult::PaymentOfOther(_) => rejected(Rejection::Conflict),
-        ClaimResult::Order(OrderMismatch::ClaimedByOther) | ClaimResult::Contended => {
-            rejected(Rejection::InProgress)
-        }
+        // Not expected once the userToken check is off: retry.
+        ClaimResult::Order(OrderMismatch::ClaimedByOther | OrderMismatch::UserToken { .. })
+        | ClaimResult::Contended => rejected(Rejection::InProgress),
     }
 }

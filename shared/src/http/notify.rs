@@ -69,6 +69,8 @@ pub struct Answer<R = Reply> {
     pub outcome: &'static str,
     /// What the request concerns, once it is verified.
     pub concerns: Concerns,
+    /// Metrics counted on the request's line besides the outcome's.
+    pub also: Vec<Metric>,
 }
 
 /// The payment, order or refund a verified request concerns, for the logs
@@ -87,11 +89,18 @@ impl<R: SignedReply> Answer<R> {
             reply,
             outcome,
             concerns: Concerns::default(),
+            also: Vec::new(),
         }
     }
 
     pub fn ok(reply: R, outcome: &'static str) -> Self {
         Self::new(StatusCode::OK, reply, outcome)
+    }
+
+    /// The same answer, also counting `metric` on the request's line.
+    pub fn counting(mut self, metric: Metric) -> Self {
+        self.also.push(metric);
+        self
     }
 
     /// The same answer, about `concerns`.
@@ -187,9 +196,13 @@ impl Inbound {
                 duration_ms = elapsed.as_millis() as u64,
                 "platform request answered"
             );
-            Event::new(name)
+            let mut event = Event::new(name)
                 .count(Metric::NotificationReceived)
-                .count_opt(Metric::for_outcome(answer.outcome))
+                .count_opt(Metric::for_outcome(answer.outcome));
+            for metric in &answer.also {
+                event = event.count(*metric);
+            }
+            event
                 .prop("outcome", answer.outcome)
                 .prop("status", answer.status.as_u16())
                 .prop("durationMs", elapsed.as_millis() as u64)

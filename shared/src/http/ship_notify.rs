@@ -11,6 +11,7 @@ use tracing::Instrument;
 use super::notify::{Answer, Concerns, Inbound};
 use crate::config::Config;
 use crate::domain::ship::{body_hash, Rejection, ShipOutcome};
+use crate::observability::metrics::Metric;
 use crate::platform::http_client;
 use crate::protocol::ShipNotify;
 use crate::store::DynamoStore;
@@ -94,15 +95,15 @@ impl ShipNotifyApp {
         deadline: EpochSecs,
     ) -> Answer {
         let now = now.unix_timestamp();
-        let outcome = match self
+        let decided = match self
             .service
-            .handle(notice, body_hash(body), now, deadline)
+            .decide(notice, body_hash(body), now, deadline)
             .await
         {
-            Ok(outcome) => outcome,
+            Ok(decided) => decided,
             Err(err) => return Answer::internal(&err),
         };
-        let outcome = &outcome;
+        let outcome = &decided.outcome;
         if let ShipOutcome::Rejected(rejection) = outcome {
             if rejection.is_alert() {
                 // Signed, yet it contradicts our records: keep it, with its
@@ -127,7 +128,12 @@ impl ShipNotifyApp {
                 tracing::warn!(reason = rejection.code(), "ship notification refused");
             }
         }
-        Answer::new(outcome_status(outcome), outcome.reply(), outcome.code())
+        let answer = Answer::new(outcome_status(outcome), outcome.reply(), outcome.code());
+        if decided.user_token_mismatch {
+            answer.counting(Metric::UserTokenMismatch)
+        } else {
+            answer
+        }
     }
 
     /// The reply as JSON, with an `Authorization` header over its body.

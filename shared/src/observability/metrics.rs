@@ -130,6 +130,9 @@ metrics! {
     /// A report of the platform contradicting a refund's final state, or
     /// `refundquery` disagreeing with our record (`refund_contradiction`): money at risk.
     RefundContradiction => Count,
+    /// A ship notification carrying another `userToken` than the order's:
+    /// the payment is recorded for the order, which keeps its own (alerted).
+    UserTokenMismatch => Count,
     /// Time the fulfilment webhook took to answer.
     FulfilmentLatency => Milliseconds,
     /// Every request to the partner API (refund-api).

@@ -20,7 +20,7 @@ use crate::domain::ship::{
     ShipStore, UnmatchedShip,
 };
 use crate::domain::StoreError;
-use crate::protocol::{Fen, Reply, ShipNotify, TradeNo, TransactionId};
+use crate::protocol::{Fen, Reply, ShipNotify, TradeNo, TransactionId, UserToken};
 use crate::EpochSecs;
 
 const IN_PROGRESS: &str = "IN_PROGRESS";
@@ -43,9 +43,15 @@ fn order_update(claim: &ShipClaim<'_>, table: &str) -> Result<Update, StoreError
         .value(":order", s("ORDER"))
         .value(":txn", s(notice.transaction_id.as_str()))
         .value(":created", s("CREATED"));
+    // The order keeps the userToken it has; a notification carrying another
+    // one is refused only while `check_user_token` is set, to be noticed.
+    let mut same_user = "";
     if let Some(token) = &notice.user_token {
         set.push("userToken = if_not_exists(userToken, :token)");
         expr = expr.value(":token", s(token.as_str()));
+        if claim.check_user_token {
+            same_user = " AND (attribute_not_exists(userToken) OR userToken = :token)";
+        }
     }
     let remove = match &claim.mode {
         ClaimMode::Complete { .. } => {
@@ -68,12 +74,14 @@ fn order_update(claim: &ShipClaim<'_>, table: &str) -> Result<Update, StoreError
             ""
         }
     };
-    let payable = "(#status = :created AND totalAmt = :amt \
-                   AND (attribute_not_exists(claimTxn) OR claimTxn = :txn OR claimUntil < :now))";
+    let payable = format!(
+        "(#status = :created AND totalAmt = :amt \
+         AND (attribute_not_exists(claimTxn) OR claimTxn = :txn OR claimUntil < :now){same_user})"
+    );
     let condition = if claim.accept_unknown_orders {
         format!("attribute_not_exists(pk) OR {payable}")
     } else {
-        payable.to_owned()
+        payable
     };
     Update::builder()
         .table_name(table)
@@ -191,13 +199,31 @@ fn read_mismatch(old: Option<&Item>, claim: &ShipClaim<'_>) -> Result<OrderMisma
         return Ok(OrderMismatch::Amount { ours });
     }
     match r.opt_parsed("transactionId", TransactionId::parse)? {
-        Some(txn) if txn == claim.notice.transaction_id => Ok(OrderMismatch::PaidByThis),
-        Some(txn) => Ok(OrderMismatch::PaidByOther(txn)),
-        None if r.opt_str("claimTxn").is_some() => Ok(OrderMismatch::ClaimedByOther),
-        None => Err(StoreError::new(
-            "order condition failed for no known reason",
-        )),
+        Some(txn) if txn == claim.notice.transaction_id => return Ok(OrderMismatch::PaidByThis),
+        Some(txn) => return Ok(OrderMismatch::PaidByOther(txn)),
+        None => {}
     }
+    let claim_txn = r.opt_str("claimTxn");
+    let held_by_other = claim_txn.is_some_and(|c| c != claim.notice.transaction_id.as_str())
+        && r.opt_num("claimUntil")?
+            .is_some_and(|until| until >= claim.now);
+    if held_by_other {
+        return Ok(OrderMismatch::ClaimedByOther);
+    }
+    if claim.check_user_token {
+        let ours = r.opt_parsed("userToken", UserToken::parse)?;
+        if let (Some(ours), Some(theirs)) = (ours, &claim.notice.user_token) {
+            if &ours != theirs {
+                return Ok(OrderMismatch::UserToken { ours });
+            }
+        }
+    }
+    if claim_txn.is_some() {
+        return Ok(OrderMismatch::ClaimedByOther);
+    }
+    Err(StoreError::new(
+        "order condition failed for no known reason",
+    ))
 }
 
 /// The order a `PAYMENT#` item binds its transactionId to.
