@@ -1,7 +1,9 @@
 //! The bad-input corpora (described in tests/corpus/README.md), each
 //! against one spawned app: every case is answered with its expected status
 //! and a signed `{"retCode":"FAIL","retMsg":...}` (a non-empty retMsg of at
-//! most 32 bytes), nothing panics, and nothing is written.
+//! most 32 bytes), nothing panics, and nothing is written (but the kept
+//! notice of a signed notification that contradicts our records, for the
+//! cases that say `expect_kept`).
 //!
 //! - tests/corpus/ship-notify/: `POST /ship-notify`, aimed at an unpaid
 //!   order;
@@ -117,10 +119,11 @@ struct Case {
     expect_status: u16,
     #[serde(default)]
     expect_msg: Option<String>,
-    /// A signed notice that contradicts our records: the one write allowed
-    /// is the notice kept for an operator (`kind` UNMATCHED, with the body).
+    /// A signed, well-formed notification that contradicts our records:
+    /// the one write allowed is the notice kept for an operator
+    /// (`UNMATCHED#...`), with this `reason` and the body as sent.
     #[serde(default)]
-    expect_kept: bool,
+    expect_kept: Option<String>,
 }
 
 /// A piece of a generated body: text, or text repeated `times` times.
@@ -320,6 +323,7 @@ async fn run_case(app: &App, target: &Target, file: &Path) -> Option<String> {
     p.add("{{BASE64_VALID}}", STANDARD.encode(&valid));
     p.add("{{VALID_AUTHORIZATION}}", good.to_string());
     let body = case.body(&p);
+    let sent = body.clone();
     let signed = app.keys.sign(&body, now);
     p.add("{{DATETIME}}", signed.datetime.to_string());
     p.add("{{SIGNATURE_SHORT}}", signed.signature[1..].to_owned());
@@ -333,7 +337,7 @@ async fn run_case(app: &App, target: &Target, file: &Path) -> Option<String> {
     let mut request = app
         .http
         .post(format!("{}{}", app.base, target.path))
-        .body(body.clone());
+        .body(body);
     for (name, value) in &headers {
         let value = http::HeaderValue::from_bytes(p.text(value).as_bytes()).unwrap();
         request = request.header(name.as_str(), value);
@@ -394,34 +398,34 @@ async fn run_case(app: &App, target: &Target, file: &Path) -> Option<String> {
             assert_eq!(parsed.algorithm, Algorithm::HmacSha256Basic);
         }
     }
-    let after = if case.expect_kept {
-        let (kept, rest): (Vec<_>, Vec<_>) = after.into_iter().partition(|item| {
-            !before.contains(item)
-                && item
-                    .get("kind")
-                    .and_then(|v| v.as_s().ok())
-                    .map(String::as_str)
-                    == Some("UNMATCHED")
-        });
-        let payload = |item: &dingdang_tests::StoredItem| {
-            item.get("payload").and_then(|v| v.as_s().ok()).cloned()
-        };
-        if kept.len() != 1 || payload(&kept[0]).as_deref().map(str::as_bytes) != Some(&body[..]) {
-            problems.push(format!(
-                "expected the notice kept once with its body, found {} kept item(s)",
-                kept.len()
-            ));
+    let written: Vec<&dingdang_tests::StoredItem> =
+        after.iter().filter(|i| !before.contains(i)).collect();
+    let changed = before.iter().any(|i| !after.contains(i));
+    match &case.expect_kept {
+        None => {
+            if before != after {
+                problems.push(format!(
+                    "wrote to the table: {} items before, {} after",
+                    before.len(),
+                    after.len()
+                ));
+            }
         }
-        rest
-    } else {
-        after
-    };
-    if before != after {
-        problems.push(format!(
-            "wrote to the table: {} items before, {} after",
-            before.len(),
-            after.len()
-        ));
+        Some(reason) => {
+            let kept = |i: &&dingdang_tests::StoredItem| {
+                dingdang_tests::text(i, "pk").is_some_and(|pk| pk.starts_with("UNMATCHED#"))
+                    && dingdang_tests::text(i, "reason").as_deref() == Some(reason.as_str())
+                    && dingdang_tests::text(i, "payload").as_deref()
+                        == Some(String::from_utf8_lossy(&sent).as_ref())
+            };
+            if changed || written.len() != 1 || !written.iter().all(kept) {
+                problems.push(format!(
+                    "expected only the kept notice ({reason}) to be written: {} items before, {} after, new {written:?}",
+                    before.len(),
+                    after.len()
+                ));
+            }
+        }
     }
     if problems.is_empty() {
         None

@@ -2,10 +2,13 @@
 //! DynamoDB-compatible server (moto). One binary, one app per test.
 
 mod ambiguous_refunds;
+mod content_type;
 mod corpus;
 mod create_order;
 mod faults;
 mod metrics;
+mod one_order_per_payment;
+mod orderquery_replies;
 mod orders;
 mod reconcile;
 mod reconcile_scale;
@@ -18,3 +21,4 @@ mod scenarios;
 mod ship;
 mod ship_rejections;
 mod storm;
+mod unmatched_ship;

@@ -345,3 +345,65 @@ async fn create_order_requests_are_counted_with_their_trade_no() {
         assert_eq!(line[metric.name()], 1, "{line}");
     }
 }
+
+#[tokio::test]
+async fn a_user_token_mismatch_is_counted_with_its_fulfilment() {
+    let capture = Capture::start();
+    // A notification carrying another userToken than the order's: paid,
+    // and counted on its request's line besides Fulfilled.
+    let app = dingdang_tests::spawn_app(Settings::rsa2_2019()).await;
+    let (trade, txn) = (id("ORD"), id("T"));
+    let (status, _) = app
+        .post_json(
+            "/orders",
+            json!({"tradeNo": trade, "totalAmt": 800, "userToken": "user-ours"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let body = serde_json::to_vec(&json!({
+        "skillId": dingdang_tests::SKILL, "transactionId": txn, "tradeNo": trade,
+        "totalAmt": 800, "userToken": "user-theirs", "nonceStr": id("N"),
+    }))
+    .unwrap();
+    assert_eq!(app.ship(body).await.ret_code(), "SUCCESS");
+
+    let lines = capture.lines();
+    let about = |txn: String| move |line: &Value| line["transactionId"] == txn.as_str();
+    assert_eq!(total(&lines, Metric::UserTokenMismatch), 1.0);
+    assert_eq!(
+        sum(&lines, Metric::UserTokenMismatch, about(txn.clone())),
+        1.0
+    );
+    assert_eq!(sum(&lines, Metric::Fulfilled, about(txn.clone())), 1.0);
+}
+
+#[tokio::test]
+async fn a_bad_orderquery_reply_is_counted_as_a_platform_error() {
+    let capture = Capture::start();
+    // orderquery answering SUCCESS without totalAmt: a platform error.
+    let settings = Settings::hmac();
+    let stub = dingdang_tests::StubPlatform::start(dingdang_tests::platform_keys(&settings)).await;
+    let api = dingdang_tests::spawn_app(settings.with("DINGDANG_API_BASE", stub.api_base())).await;
+    let unpaid = id("ORD");
+    api.create_order(&unpaid, 300).await;
+    stub.set_reply(
+        serde_json::to_vec(&json!({
+            "retCode": "SUCCESS", "domainId": dingdang_tests::SKILL, "transactionId": id("T"),
+            "tradeNo": unpaid, "tradeStatus": "SUCCESS", "tradeStatusDesc": "支付成功",
+        }))
+        .unwrap(),
+    );
+    let (status, _) = api.get(&format!("/orders/{unpaid}?sync=true")).await;
+    assert_eq!(status, 502);
+
+    let lines = capture.lines();
+    assert_eq!(total(&lines, Metric::PlatformError), 1.0);
+    let unusable = lines
+        .iter()
+        .find(|l| l[Metric::PlatformError.name()] == 1)
+        .unwrap();
+    assert_eq!(
+        (unusable["status"].as_u64(), unusable["outcome"].as_str()),
+        (Some(502), Some("platform_error"))
+    );
+}

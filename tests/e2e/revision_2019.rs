@@ -87,3 +87,99 @@ async fn create_pay_and_refund_with_rsa2_and_signed_replies() {
     ));
     assert_eq!(stack.sim.refund_calls(), 2);
 }
+
+/// A ship notification in the later revision's form, with `userToken`.
+fn ship_2019(txn: &str, trade: &str, total_amt: i64, user_token: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "skillId": SKILL, "transactionId": txn, "tradeNo": trade, "totalAmt": total_amt,
+        "userToken": user_token, "nonceStr": id("N"),
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn another_user_token_still_pays_the_order_which_keeps_its_own() {
+    for with_webhook in [false, true] {
+        let webhook = dingdang_tests::Webhook::start().await;
+        let mut settings = Settings::rsa2_2019();
+        if with_webhook {
+            settings = settings.with("FULFILLMENT_URL", webhook.url());
+        }
+        let app = dingdang_tests::spawn_app(settings).await;
+        let (trade, txn) = (id("ORD"), id("T"));
+        let (status, order) = app
+            .post_json(
+                "/orders",
+                json!({"tradeNo": trade, "totalAmt": 1800, "userToken": "user-ours-1"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{order}");
+
+        let answer = app
+            .ship(ship_2019(&txn, &trade, 1800, "user-theirs-2"))
+            .await;
+        assert_eq!(
+            (answer.status, answer.json()),
+            (200, json!({"retCode": "SUCCESS"})),
+            "with_webhook={with_webhook}"
+        );
+        let (_, order) = app.get(&format!("/orders/{trade}")).await;
+        assert_eq!(
+            (
+                order["status"].as_str(),
+                order["transactionId"].as_str(),
+                order["userToken"].as_str()
+            ),
+            (Some("PAID"), Some(txn.as_str()), Some("user-ours-1")),
+            "the payment is recorded; the order keeps its userToken"
+        );
+        // A duplicate grants nothing more.
+        let again = app
+            .ship(ship_2019(&txn, &trade, 1800, "user-theirs-2"))
+            .await;
+        assert_eq!(again.json(), json!({"retCode": "SUCCESS"}));
+        if with_webhook {
+            assert_eq!(webhook.calls(), 1);
+            let (_, body) = webhook.requests().remove(0);
+            let sent: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(
+                sent["userToken"], "user-ours-1",
+                "fulfilled for the order's user"
+            );
+        }
+
+        // In process, the same delivery's answer counts the mismatch.
+        let (trade, txn) = (id("ORD"), id("T"));
+        app.post_json(
+            "/orders",
+            json!({"tradeNo": trade, "totalAmt": 600, "userToken": "user-ours-3"}),
+        )
+        .await;
+        let body = ship_2019(&txn, &trade, 600, "user-theirs-4");
+        let authorization = sign(&app.keys, &body);
+        let now = OffsetDateTime::now_utc();
+        let answer = app
+            .ship
+            .notify(Some(&authorization), &body, now, now.unix_timestamp() + 10)
+            .await;
+        assert_eq!(answer.outcome, "fulfilled");
+        assert_eq!(
+            answer.also,
+            vec![dingdang::observability::metrics::Metric::UserTokenMismatch]
+        );
+        // The same token, or none (the 2018 form), is no mismatch.
+        let (trade, txn) = (id("ORD"), id("T"));
+        app.post_json(
+            "/orders",
+            json!({"tradeNo": trade, "totalAmt": 700, "userToken": "user-ours-5"}),
+        )
+        .await;
+        let body = ship_2019(&txn, &trade, 700, "user-ours-5");
+        let authorization = sign(&app.keys, &body);
+        let answer = app
+            .ship
+            .notify(Some(&authorization), &body, now, now.unix_timestamp() + 10)
+            .await;
+        assert_eq!((answer.outcome, answer.also), ("fulfilled", vec![]));
+    }
+}

@@ -156,9 +156,16 @@ async fn a_conflicting_payload_for_a_known_transaction_is_refused() {
         answer.json(),
         serde_json::json!({"retCode": "FAIL", "retMsg": "conflicting transaction payload"})
     );
+    // Nothing but the refused notification, kept for an operator.
     assert_eq!(
         dingdang_tests::all_items(&app.store).await.len(),
-        before.len()
+        before.len() + 1
+    );
+    let kept = dingdang_tests::unmatched_ship_notices(&app.store).await;
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(
+        dingdang_tests::text(&kept[0], "reason").as_deref(),
+        Some("conflict")
     );
     let (_, order) = app.get(&format!("/orders/{other}")).await;
     assert_eq!(order["status"], "CREATED");
@@ -243,6 +250,7 @@ async fn a_crash_after_the_claim_is_recovered_after_the_in_progress_expiry() {
         accept_unknown_orders: false,
         record_expires: now + 3600,
         nonce_expires: now + 360,
+        check_user_token: false,
     };
     assert_eq!(
         app.store.claim(&claim).await.unwrap(),

@@ -1,5 +1,7 @@
 //! Every rejection path answers FAIL (with a 4xx where the request itself
-//! is at fault) and writes nothing.
+//! is at fault) and writes nothing, except that a signed notification that
+//! contradicts our records is kept for an operator (`UNMATCHED#SHIP#...`,
+//! tests/e2e/unmatched_ship.rs) and nothing else.
 
 use dingdang::signing::{Algorithm, Authorization, HmacSecret, KeyRing, Signer, Verifier};
 use dingdang_tests::{id, ship_body, spawn_app, Answered, App, Settings};
@@ -21,6 +23,38 @@ async fn refused(app: &App, body: Vec<u8>, authorization: Option<String>, status
     assert!(!msg.is_empty() && msg.chars().count() <= 32, "{msg}");
     let after = dingdang_tests::all_items(&app.store).await;
     assert_eq!(before, after, "a refused notification wrote nothing");
+    answer
+}
+
+/// Like [`refused`] (status 200) for a signed notification that contradicts
+/// our records: the one write is the kept notice, with `reason`.
+async fn refused_and_kept(
+    app: &App,
+    body: Vec<u8>,
+    authorization: Option<String>,
+    reason: &str,
+) -> Answered {
+    let before = dingdang_tests::all_items(&app.store).await;
+    let answer = app.post_ship(body.clone(), authorization).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json()["retCode"], "FAIL");
+    let mut after = dingdang_tests::all_items(&app.store).await;
+    let kept: Vec<_> = after
+        .iter()
+        .filter(|i| !before.contains(i))
+        .cloned()
+        .collect();
+    assert_eq!(kept.len(), 1, "only the notice is kept: {kept:?}");
+    assert_eq!(
+        dingdang_tests::text(&kept[0], "reason").as_deref(),
+        Some(reason)
+    );
+    assert_eq!(
+        dingdang_tests::text(&kept[0], "payload").as_deref(),
+        Some(std::str::from_utf8(&body).unwrap())
+    );
+    after.retain(|i| !kept.contains(i));
+    assert_eq!(before, after, "nothing else was written");
     answer
 }
 
@@ -143,21 +177,21 @@ async fn wrong_skill_unknown_order_and_amount_mismatch() {
     assert_eq!(a.json()["retMsg"], "unknown skill");
 
     let unknown = ship_body(&txn, &id("NOSUCH"), 990, &id("N"));
-    let a = refused(
+    let a = refused_and_kept(
         &app,
         unknown.clone(),
         Some(dingdang_tests::sign(&app.keys, &unknown)),
-        200,
+        "unknown_order",
     )
     .await;
     assert_eq!(a.json()["retMsg"], "unknown tradeNo");
 
     let mismatch = ship_body(&txn, &trade, 991, &id("N"));
-    let a = refused(
+    let a = refused_and_kept(
         &app,
         mismatch.clone(),
         Some(dingdang_tests::sign(&app.keys, &mismatch)),
-        200,
+        "amount_mismatch",
     )
     .await;
     assert_eq!(a.json()["retMsg"], "totalAmt mismatch");
@@ -173,11 +207,11 @@ async fn an_order_paid_by_another_transaction() {
         "SUCCESS"
     );
     let other = ship_body(&id("T"), &trade, 990, &id("N"));
-    let a = refused(
+    let a = refused_and_kept(
         &app,
         other.clone(),
         Some(dingdang_tests::sign(&app.keys, &other)),
-        200,
+        "paid_by_other",
     )
     .await;
     assert_eq!(a.json()["retMsg"], "paid by another transaction");

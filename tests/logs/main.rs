@@ -357,18 +357,22 @@ async fn every_ship_notify_path_with_hmac_logs_json_without_secrets() {
             .await;
         expect(got, status, msg);
     }
+    // The Content-Type does not matter: a signed body that is not JSON is
+    // refused as such.
+    let form = format!("transactionId={}&tradeNo={trade}&totalAmt=990", id("T")).into_bytes();
+    let signed_form = keys.sign(&form, now).to_string();
     let got = run
         .post(
             &app,
-            "content type",
+            "not JSON, as a form",
             "/ship-notify",
-            b.clone(),
-            Some(valid.to_string()),
-            "text/plain",
+            form,
+            Some(signed_form),
+            "application/x-www-form-urlencoded",
             None,
         )
         .await;
-    expect(got, 415, "Content-Type must be JSON");
+    expect(got, 400, "invalid JSON");
     let bad = br#"{"domainId":"skill-123","transactionId":"T1","#.to_vec();
     expect(
         run.ship(&app, &keys, "invalid JSON", bad, None).await,
@@ -529,6 +533,35 @@ async fn every_ship_notify_path_with_rsa2_logs_json_without_secrets() {
         )
         .await;
     assert_eq!(got, (401, "Datetime too old".to_owned()));
+
+    // Another userToken than the order's: paid and alerted, and neither
+    // token is logged.
+    let (ours, theirs) = ("usrOurs7Qk2Zp4", "usrTheirs9Vx4Lm");
+    let (trade4, txn4) = (id("ORD"), id("T"));
+    let (status, _) = app
+        .post_json(
+            "/orders",
+            serde_json::json!({"tradeNo": trade4, "totalAmt": 600, "userToken": ours}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let body = serde_json::to_vec(&serde_json::json!({
+        "skillId": dingdang_tests::SKILL, "transactionId": txn4, "tradeNo": trade4,
+        "totalAmt": 600, "userToken": theirs, "nonceStr": id("N"),
+    }))
+    .unwrap();
+    let got = run
+        .ship(&app, &keys, "user token mismatch", body, Some(&txn4))
+        .await;
+    assert_eq!(got, (200, "SUCCESS".to_owned()));
+    let lines = &run.logged.last().unwrap().lines;
+    assert!(
+        lines
+            .lines()
+            .any(|l| l.contains("\"alert\":true") && l.contains("user_token_mismatch")),
+        "the mismatch is alerted: {lines}"
+    );
+
     webhook.set_failing(true);
     let txn2 = id("T");
     let trade2 = id("ORD");
@@ -557,7 +590,9 @@ async fn every_ship_notify_path_with_rsa2_logs_json_without_secrets() {
         .await;
     assert_eq!(got.0, 500, "{got:?}");
 
-    run.check(&forbidden_keys());
+    let mut forbidden = forbidden_keys();
+    forbidden.extend([ours.to_owned(), theirs.to_owned()]);
+    run.check(&forbidden);
 }
 
 /// Every line logged since the last take: JSON, and free of `forbidden`.

@@ -7,6 +7,7 @@ pub mod moto;
 pub mod proxy;
 pub mod serve;
 pub mod stack;
+pub mod stub_platform;
 pub mod webhook;
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ use time::OffsetDateTime;
 pub use moto::{dynamo_client, dynamo_client_at, dynamo_endpoint};
 pub use serve::{spawn_app, spawn_app_via, Answered, App};
 pub use stack::{hmac_stack, reconciler, rsa_stack, spawn_stack, Stack};
+pub use stub_platform::StubPlatform;
 pub use webhook::Webhook;
 
 /// The HMAC secret of the tests' development configuration.
@@ -174,6 +176,46 @@ pub async fn all_items(store: &DynamoStore) -> Vec<StoredItem> {
         .collect();
     items.sort_by_key(|i| format!("{:?}", i.get("pk")));
     items
+}
+
+/// The item stored under `pk`, read consistently.
+pub async fn item(store: &DynamoStore, pk: &str) -> Option<StoredItem> {
+    store
+        .client()
+        .get_item()
+        .table_name(store.table())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(pk.to_owned()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get item")
+        .item
+        .map(|i| i.into_iter().collect())
+}
+
+/// A string attribute of a stored item.
+pub fn text(item: &StoredItem, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+/// A number attribute of a stored item.
+pub fn number(item: &StoredItem, name: &str) -> Option<i64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+}
+
+/// The signed ship notifications kept because they contradict our records
+/// (`UNMATCHED#SHIP#...` items), in key order.
+pub async fn unmatched_ship_notices(store: &DynamoStore) -> Vec<StoredItem> {
+    all_items(store)
+        .await
+        .into_iter()
+        .filter(|i| text(i, "pk").is_some_and(|pk| pk.starts_with("UNMATCHED#SHIP#")))
+        .collect()
 }
 
 /// Parses a JSON reply.

@@ -2,13 +2,20 @@
 //! once, answer duplicates with the first reply.
 //!
 //! The idempotency record is keyed on `transactionId` and carries an md5
-//! fingerprint of the fields that decide the grant. Without a fulfilment
-//! webhook the order's move to PAID, the idempotency record and the nonce
-//! commit in one store transaction (one round trip); the table's stream
-//! carries the change to the partner's fulfilment consumer. With a webhook
-//! the claim is first written IN_PROGRESS (expiring with the Lambda
-//! deadline), the webhook is called, and the claim is then completed, or
-//! released on failure so that a retry can succeed.
+//! fingerprint of the fields that decide the grant; it expires. The claim
+//! also binds the `transactionId` to its order for ever, so that it is
+//! refused for any other order once the record is gone. Without a fulfilment
+//! webhook the order's move to PAID, the idempotency record, the nonce and
+//! that binding commit in one store transaction (one round trip); the
+//! table's stream carries the change to the partner's fulfilment consumer.
+//! With a webhook the claim is first written IN_PROGRESS (expiring with the
+//! Lambda deadline), the webhook is called, and the claim is then
+//! completed, or released on failure so that a retry can succeed.
+//!
+//! A notification carrying another `userToken` than the order's still pays
+//! the order, which keeps its own: the claim first refuses the mismatch (so
+//! that it is noticed without reading the order), which is alerted, then
+//! claims again without that check.
 
 use std::time::Duration;
 
@@ -76,6 +83,10 @@ pub struct ShipClaim<'a> {
     pub record_expires: EpochSecs,
     /// When the nonce may be forgotten.
     pub nonce_expires: EpochSecs,
+    /// Refuse the claim when the order holds another `userToken` than the
+    /// notification's (reported as [`OrderMismatch::UserToken`]), so that a
+    /// mismatch is noticed without reading the order first.
+    pub check_user_token: bool,
 }
 
 /// The idempotency record found for a `transactionId`.
@@ -103,6 +114,11 @@ pub enum OrderMismatch {
     PaidByOther(TransactionId),
     /// Another transaction holds an unexpired claim on the order.
     ClaimedByOther,
+    /// The order holds another `userToken` than the notification (only
+    /// with [`ShipClaim::check_user_token`]).
+    UserToken {
+        ours: UserToken,
+    },
 }
 
 /// What a claim found.
@@ -112,8 +128,25 @@ pub enum ClaimResult {
     Existing(IdempotencyRecord),
     NonceReused,
     Order(OrderMismatch),
+    /// The `transactionId` already paid (or is claimed for) another order:
+    /// a payment belongs to one order for ever, also once its idempotency
+    /// record has expired.
+    PaymentOfOther(TradeNo),
     /// Cancelled by a concurrent transaction on the same items.
     Contended,
+}
+
+/// A signed ship notification that contradicts our records (unknown order,
+/// another amount, an order paid by another transaction, a `transactionId`
+/// of another order), kept with its body for an operator.
+#[derive(Debug, Clone)]
+pub struct UnmatchedShip<'a> {
+    pub notice: &'a ShipNotify,
+    pub fingerprint: Fingerprint,
+    pub reason: Rejection,
+    /// The body exactly as received (lossily decoded when not UTF-8).
+    pub payload: &'a str,
+    pub received_at: EpochSecs,
 }
 
 /// What the ship flow needs from the store.
@@ -127,6 +160,9 @@ pub trait ShipStore: Send + Sync {
     async fn complete(&self, claim: &ShipClaim<'_>, reply: &Reply) -> Result<bool, StoreError>;
     /// Drops an IN_PROGRESS claim so that a retry can succeed.
     async fn release(&self, claim: &ShipClaim<'_>) -> Result<(), StoreError>;
+    /// Keeps a signed notification that contradicts our records, for an
+    /// operator; the same notification delivered again updates its record.
+    async fn record_unmatched(&self, unmatched: &UnmatchedShip<'_>) -> Result<(), StoreError>;
 }
 
 /// What the partner's fulfilment webhook receives.
@@ -260,6 +296,15 @@ pub struct ShipService<S, F> {
     pub settings: ShipSettings,
 }
 
+/// A decision, and what an operator should hear about besides it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    pub outcome: ShipOutcome,
+    /// The notification carried another `userToken` than the order's: the
+    /// payment was still decided for the order, which keeps its own.
+    pub user_token_mismatch: bool,
+}
+
 impl<S: ShipStore, F: Fulfiller> ShipService<S, F> {
     /// Decides one verified, parsed notification. `deadline` is when the
     /// invocation will be stopped: an IN_PROGRESS claim expires then.
@@ -270,8 +315,25 @@ impl<S: ShipStore, F: Fulfiller> ShipService<S, F> {
         now: EpochSecs,
         deadline: EpochSecs,
     ) -> Result<ShipOutcome, ShipError> {
+        Ok(self.decide(notice, body_hash, now, deadline).await?.outcome)
+    }
+
+    /// [`Self::handle`], also telling whether the notification's
+    /// `userToken` differed from the order's (alerted here; the caller
+    /// counts it).
+    pub async fn decide(
+        &self,
+        notice: &ShipNotify,
+        body_hash: String,
+        now: EpochSecs,
+        deadline: EpochSecs,
+    ) -> Result<Decided, ShipError> {
+        let decided = |outcome, user_token_mismatch| Decided {
+            outcome,
+            user_token_mismatch,
+        };
         if notice.skill_id != self.settings.skill_id {
-            return Ok(ShipOutcome::Rejected(Rejection::WrongSkill));
+            return Ok(decided(ShipOutcome::Rejected(Rejection::WrongSkill), false));
         }
         let mode = match self.fulfiller {
             None => ClaimMode::Complete {
@@ -281,7 +343,7 @@ impl<S: ShipStore, F: Fulfiller> ShipService<S, F> {
                 until: deadline.max(now + 1),
             },
         };
-        let claim = ShipClaim {
+        let mut claim = ShipClaim {
             notice,
             fingerprint: Fingerprint::of(notice),
             body_hash,
@@ -290,37 +352,78 @@ impl<S: ShipStore, F: Fulfiller> ShipService<S, F> {
             accept_unknown_orders: self.settings.accept_unknown_orders,
             record_expires: now + secs(self.settings.record_ttl),
             nonce_expires: now + secs(self.settings.nonce_ttl),
+            check_user_token: notice.user_token.is_some(),
         };
-        let found = self.store.claim(&claim).await?;
+        let mut found = self.store.claim(&claim).await?;
+        // The order's own userToken: the user the payment is fulfilled for.
+        let mut user_token = notice.user_token.clone();
+        let mut mismatch = false;
+        if let ClaimResult::Order(OrderMismatch::UserToken { ours }) = found {
+            tracing::error!(
+                alert = true,
+                reason = "user_token_mismatch",
+                transaction_id = notice.transaction_id.as_str(),
+                trade_no = notice.trade_no.as_str(),
+                "signed ship notification carries another userToken than the order's: \
+                 the payment is recorded for the order, which keeps its own userToken"
+            );
+            mismatch = true;
+            user_token = Some(ours);
+            // The second round trip happens only on a mismatch.
+            claim.check_user_token = false;
+            found = self.store.claim(&claim).await?;
+        }
         if found != ClaimResult::Claimed {
-            return Ok(interpret(found, &claim.fingerprint));
+            return Ok(decided(interpret(found, &claim.fingerprint), mismatch));
         }
         let Some(fulfiller) = &self.fulfiller else {
-            return Ok(ShipOutcome::Fulfilled);
+            return Ok(decided(ShipOutcome::Fulfilled, mismatch));
         };
         let request = FulfilmentRequest {
             transaction_id: notice.transaction_id.clone(),
             trade_no: notice.trade_no.clone(),
             total_amt: notice.total_amt,
             skill_id: notice.skill_id.clone(),
-            user_token: notice.user_token.clone(),
+            user_token,
             paid_at: now,
         };
         let budget = Duration::from_secs(u64::try_from(deadline - now - 1).unwrap_or(0).max(1));
-        match fulfiller.fulfil(&request, budget).await {
+        let outcome = match fulfiller.fulfil(&request, budget).await {
             Ok(()) => {
                 if self.store.complete(&claim, &Reply::success()).await? {
-                    Ok(ShipOutcome::Fulfilled)
+                    ShipOutcome::Fulfilled
                 } else {
-                    Ok(ShipOutcome::Rejected(Rejection::InProgress))
+                    ShipOutcome::Rejected(Rejection::InProgress)
                 }
             }
             Err(error) => {
                 tracing::warn!(error = %error, "fulfilment failed; releasing the claim");
                 self.store.release(&claim).await?;
-                Ok(ShipOutcome::Rejected(Rejection::FulfilmentFailed))
+                ShipOutcome::Rejected(Rejection::FulfilmentFailed)
             }
-        }
+        };
+        Ok(decided(outcome, mismatch))
+    }
+
+    /// Keeps a signed notification refused because it contradicts our
+    /// records ([`Rejection::is_alert`]) with its body, for an operator.
+    pub async fn keep_unmatched(
+        &self,
+        notice: &ShipNotify,
+        reason: Rejection,
+        body: &[u8],
+        now: EpochSecs,
+    ) -> Result<(), StoreError> {
+        let payload = String::from_utf8_lossy(body);
+        self.store
+            .record_unmatched(&UnmatchedShip {
+                notice,
+                fingerprint: Fingerprint::of(notice),
+                reason,
+                payload: &payload,
+                received_at: now,
+            })
+            .await
     }
 }
 
@@ -348,8 +451,11 @@ fn interpret(found: ClaimResult, fingerprint: &Fingerprint) -> ShipOutcome {
         ClaimResult::Order(OrderMismatch::Amount { .. }) => rejected(Rejection::AmountMismatch),
         ClaimResult::Order(OrderMismatch::PaidByThis) => ShipOutcome::AlreadyFulfilled,
         ClaimResult::Order(OrderMismatch::PaidByOther(_)) => rejected(Rejection::PaidByOther),
-        ClaimResult::Order(OrderMismatch::ClaimedByOther) | ClaimResult::Contended => {
-            rejected(Rejection::InProgress)
-        }
+        // The transactionId is another order's: the same answer as while
+        // its idempotency record exists (a conflicting payload).
+        ClaimResult::PaymentOfOther(_) => rejected(Rejection::Conflict),
+        // Not expected once the userToken check is off: retry.
+        ClaimResult::Order(OrderMismatch::ClaimedByOther | OrderMismatch::UserToken { .. })
+        | ClaimResult::Contended => rejected(Rejection::InProgress),
     }
 }

@@ -49,7 +49,8 @@ pub(crate) fn request_id(request: &Request) -> String {
         .unwrap_or_default()
 }
 
-/// `true` when a Content-Type is present and is not JSON.
+/// `true` when a Content-Type is present and is not JSON (the partner API;
+/// the platform's requests are read whatever their Content-Type).
 pub(crate) fn wrong_content_type(request: &Request) -> bool {
     match header(request, "content-type") {
         None => false,

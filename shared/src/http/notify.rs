@@ -1,7 +1,11 @@
 //! What every platform → partner endpoint (the notifications and
-//! create-order) shares: the content-type check, signature verification
-//! over the raw body, parsing, and the signed JSON reply. Errors become
-//! status codes here.
+//! create-order) shares: signature verification over the raw body, parsing,
+//! and the signed JSON reply. Errors become status codes here.
+//!
+//! The body decides, not the header: a request is read whatever its
+//! `Content-Type` (missing, `text/plain`, a form type...), and only a body
+//! that is not JSON is refused as such (400 `invalid JSON`, after the
+//! signature is checked).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,7 +17,7 @@ use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use super::{body_bytes, deadline, header, json_response, request_id, wrong_content_type};
+use super::{body_bytes, deadline, header, json_response, request_id};
 use crate::observability::error_chain;
 use crate::observability::metrics::{Event, Metric};
 use crate::protocol::{self, CreateOrderReply, ParseError, Reply};
@@ -23,8 +27,6 @@ use crate::EpochSecs;
 /// A request refused before any business rule ran.
 #[derive(Debug, thiserror::Error)]
 pub enum InboundError {
-    #[error("Content-Type must be JSON")]
-    ContentType,
     #[error(transparent)]
     Parse(#[from] ParseError),
     #[error(transparent)]
@@ -67,6 +69,8 @@ pub struct Answer<R = Reply> {
     pub outcome: &'static str,
     /// What the request concerns, once it is verified.
     pub concerns: Concerns,
+    /// Metrics counted on the request's line besides the outcome's.
+    pub also: Vec<Metric>,
 }
 
 /// The payment, order or refund a verified request concerns, for the logs
@@ -85,11 +89,18 @@ impl<R: SignedReply> Answer<R> {
             reply,
             outcome,
             concerns: Concerns::default(),
+            also: Vec::new(),
         }
     }
 
     pub fn ok(reply: R, outcome: &'static str) -> Self {
         Self::new(StatusCode::OK, reply, outcome)
+    }
+
+    /// The same answer, also counting `metric` on the request's line.
+    pub fn counting(mut self, metric: Metric) -> Self {
+        self.also.push(metric);
+        self
     }
 
     /// The same answer, about `concerns`.
@@ -101,7 +112,6 @@ impl<R: SignedReply> Answer<R> {
     /// A request the caller got wrong: logged as a warning.
     pub fn refused(err: &InboundError) -> Self {
         let (status, outcome) = match err {
-            InboundError::ContentType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "content_type"),
             InboundError::Parse(ParseError::TooLarge) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "bad_request")
             }
@@ -164,18 +174,15 @@ impl Inbound {
         let request_id = request_id(request);
         let span = tracing::info_span!("request", endpoint = name, request_id = %request_id);
         async {
-            let answer = if wrong_content_type(request) {
-                Answer::refused(&InboundError::ContentType)
-            } else {
-                let deadline = deadline(request, now.unix_timestamp());
-                decide(
-                    header(request, "authorization"),
-                    body_bytes(request),
-                    now,
-                    deadline,
-                )
-                .await
-            };
+            // Whatever the Content-Type: the signature and the body decide.
+            let deadline = deadline(request, now.unix_timestamp());
+            let answer = decide(
+                header(request, "authorization"),
+                body_bytes(request),
+                now,
+                deadline,
+            )
+            .await;
             let elapsed = started.elapsed();
             let concerns = &answer.concerns;
             tracing::info!(
@@ -189,9 +196,13 @@ impl Inbound {
                 duration_ms = elapsed.as_millis() as u64,
                 "platform request answered"
             );
-            Event::new(name)
+            let mut event = Event::new(name)
                 .count(Metric::NotificationReceived)
-                .count_opt(Metric::for_outcome(answer.outcome))
+                .count_opt(Metric::for_outcome(answer.outcome));
+            for metric in &answer.also {
+                event = event.count(*metric);
+            }
+            event
                 .prop("outcome", answer.outcome)
                 .prop("status", answer.status.as_u16())
                 .prop("durationMs", elapsed.as_millis() as u64)

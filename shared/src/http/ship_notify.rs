@@ -11,6 +11,7 @@ use tracing::Instrument;
 use super::notify::{Answer, Concerns, Inbound};
 use crate::config::Config;
 use crate::domain::ship::{body_hash, Rejection, ShipOutcome};
+use crate::observability::metrics::Metric;
 use crate::platform::http_client;
 use crate::protocol::ShipNotify;
 use crate::store::DynamoStore;
@@ -93,29 +94,45 @@ impl ShipNotifyApp {
         now: OffsetDateTime,
         deadline: EpochSecs,
     ) -> Answer {
-        match self
+        let now = now.unix_timestamp();
+        let decided = match self
             .service
-            .handle(notice, body_hash(body), now.unix_timestamp(), deadline)
+            .decide(notice, body_hash(body), now, deadline)
             .await
         {
-            Ok(outcome) => {
-                if let ShipOutcome::Rejected(rejection) = &outcome {
-                    if rejection.is_alert() {
-                        tracing::error!(
-                            alert = true,
-                            reason = rejection.code(),
-                            transaction_id = notice.transaction_id.as_str(),
-                            trade_no = notice.trade_no.as_str(),
-                            total_amt = notice.total_amt.get(),
-                            "signed ship notification refused: money may be at risk"
-                        );
-                    } else {
-                        tracing::warn!(reason = rejection.code(), "ship notification refused");
-                    }
+            Ok(decided) => decided,
+            Err(err) => return Answer::internal(&err),
+        };
+        let outcome = &decided.outcome;
+        if let ShipOutcome::Rejected(rejection) = outcome {
+            if rejection.is_alert() {
+                // Signed, yet it contradicts our records: keep it, with its
+                // body, for an operator. If it cannot be kept, answer an
+                // error so that the platform delivers it again.
+                if let Err(err) = self
+                    .service
+                    .keep_unmatched(notice, *rejection, body, now)
+                    .await
+                {
+                    return Answer::internal(&err);
                 }
-                Answer::new(outcome_status(&outcome), outcome.reply(), outcome.code())
+                tracing::error!(
+                    alert = true,
+                    reason = rejection.code(),
+                    transaction_id = notice.transaction_id.as_str(),
+                    trade_no = notice.trade_no.as_str(),
+                    total_amt = notice.total_amt.get(),
+                    "signed ship notification refused and kept: money may be at risk"
+                );
+            } else {
+                tracing::warn!(reason = rejection.code(), "ship notification refused");
             }
-            Err(err) => Answer::internal(&err),
+        }
+        let answer = Answer::new(outcome_status(outcome), outcome.reply(), outcome.code());
+        if decided.user_token_mismatch {
+            answer.counting(Metric::UserTokenMismatch)
+        } else {
+            answer
         }
     }
 

@@ -109,7 +109,7 @@ metrics! {
     RejectedAmount => Count,
     /// Refused: the order was paid by another transaction (`paid_by_other`): money at risk.
     RejectedPaidByOther => Count,
-    /// Refused: not JSON, not a valid message, wrong Content-Type (`bad_request`, `content_type`).
+    /// Refused: not JSON, not a valid message (`bad_request`), whatever the Content-Type.
     RejectedBadRequest => Count,
     /// Another delivery of the same payment is being processed (`in_progress`).
     InProgress => Count,
@@ -130,6 +130,9 @@ metrics! {
     /// A report of the platform contradicting a refund's final state, or
     /// `refundquery` disagreeing with our record (`refund_contradiction`): money at risk.
     RefundContradiction => Count,
+    /// A ship notification carrying another `userToken` than the order's:
+    /// the payment is recorded for the order, which keeps its own (alerted).
+    UserTokenMismatch => Count,
     /// Time the fulfilment webhook took to answer.
     FulfilmentLatency => Milliseconds,
     /// Every request to the partner API (refund-api).
@@ -183,7 +186,7 @@ impl Metric {
             "unknown_order" => Self::RejectedUnknownOrder,
             "amount_mismatch" => Self::RejectedAmount,
             "paid_by_other" => Self::RejectedPaidByOther,
-            "bad_request" | "content_type" => Self::RejectedBadRequest,
+            "bad_request" => Self::RejectedBadRequest,
             "in_progress" => Self::InProgress,
             "fulfilment_failed" => Self::FulfilmentFailed,
             "error" => Self::NotificationError,
@@ -496,7 +499,6 @@ mod tests {
             "signature",
             "clock",
             "bad_request",
-            "content_type",
             "error",
             "created",
             "duplicate",

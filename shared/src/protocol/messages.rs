@@ -317,8 +317,8 @@ impl OrderQueryReply {
         }
     }
 
-    /// The order, when `retCode` is `SUCCESS` and every required field is
-    /// present.
+    /// The order, when `retCode` is `SUCCESS` and every field the protocol
+    /// requires of a `SUCCESS` reply is present (`tradeStatusDesc` too).
     pub fn order(&self) -> Result<QueriedOrder, FieldError> {
         success(self.ret_code)?;
         Ok(QueriedOrder {
@@ -327,7 +327,7 @@ impl OrderQueryReply {
             trade_no: need(&self.trade_no, "tradeNo")?,
             total_amt: need(&self.total_amt, "totalAmt")?,
             trade_status: need(&self.trade_status, "tradeStatus")?,
-            trade_status_desc: self.trade_status_desc.clone(),
+            trade_status_desc: Some(need(&self.trade_status_desc, "tradeStatusDesc")?),
         })
     }
 
@@ -1122,6 +1122,9 @@ mod tests {
         let missing = ok.replace(r#""tradeStatus":"SUCCESS","#, "");
         let reply: OrderQueryReply = parse(missing.as_bytes()).unwrap();
         assert_eq!(reply.order(), Err(FieldError::Missing("tradeStatus")));
+        let missing = ok.replace(r#","tradeStatusDesc":"支付成功""#, "");
+        let reply: OrderQueryReply = parse(missing.as_bytes()).unwrap();
+        assert_eq!(reply.order(), Err(FieldError::Missing("tradeStatusDesc")));
         assert_eq!(
             err::<OrderQueryReply>(&ok.replace(
                 "\"SUCCESS\",\"tradeStatusDesc",

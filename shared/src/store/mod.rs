@@ -7,10 +7,11 @@
 //! | order | `ORDER#<tradeNo>` | `totalAmt`, `status`, `transactionId`, `claimTxn`/`claimUntil` while a webhook runs, `gsi1pk`/`gsi1sk` while unpaid |
 //! | idempotency record | `TXN#<transactionId>` | `status` (IN_PROGRESS/COMPLETE), `fingerprint`, `reply`, `until`, `ttl` |
 //! | nonce | `NONCE#<nonceStr>` | `bodyHash`, `ttl` |
-//! | payment | `PAYMENT#<transactionId>` | `tradeNo`: the order it paid |
-//! | refund | `REFUND#<refundTradeNo>` | amounts, `status`, `submissions` (paycgi/refund calls claimed), `refundTransactionId`, `gsi1pk`/`gsi1sk` while open |
+//! | payment | `PAYMENT#<transactionId>` | `tradeNo`: the one order it pays, for ever (no `ttl`); `claimedAt`, `paidAt` once PAID |
+//! | refund | `REFUND#<refundTradeNo>` | amounts, `status`, `submissions` (paycgi/refund calls claimed), `refundTransactionId`, `nextCheckAt`/`checks`, `gsi1pk`/`gsi1sk` while open |
 //! | create-order request | `CREATE#<md5 of the request>` | `tradeNo` of the order it created |
 //! | kept refund notice | `UNMATCHED#<refundTradeNo>` (unknown refund), `UNMATCHED#<refundTradeNo>#<reason>#<md5 of the body>` (disagreeing or contradicting) | a signed refund notification an operator must look at: `reason`, `payload`, `receivedAt` |
+//! | unmatched ship notice | `UNMATCHED#SHIP#<fingerprint>` | a signed ship notification that contradicts our records: `reason`, `transactionId`, `tradeNo`, `totalAmt`, `payload`, `receivedAt`, `firstReceivedAt`, `deliveries` |
 //!
 //! An order's `refundedAmt` is the sum of its refunds not FAILED: reserving
 //! a refund adds to it under the condition that it stays within `totalAmt`.

@@ -1,21 +1,27 @@
-//! The ship notification claim: order, idempotency record and nonce in one
-//! `TransactWriteItems`, with the old items returned on failure so that a
-//! duplicate costs one round trip too.
+//! The ship notification claim: order, idempotency record, nonce and
+//! payment in one `TransactWriteItems`, with the old items returned on
+//! failure so that a duplicate costs one round trip too.
+//!
+//! The payment item `PAYMENT#<transactionId>` never expires: it binds the
+//! `transactionId` to the one order it paid, so that the transactionId is
+//! refused for any other order also after its idempotency record
+//! `TXN#<transactionId>` (which has a TTL) is gone.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
     Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
-use super::item::{failed, key, n, nonce_put, s, Expr, Item, Read};
+use super::item::{failed, key, n, nonce_put, s, sdk_error, Expr, Item, Read};
 use super::orders::{due_key, UNPAID};
-use super::{DynamoStore, ORDER, PAYMENT, TXN};
+use super::{DynamoStore, ORDER, PAYMENT, TXN, UNMATCHED};
 use crate::domain::ship::{
     ClaimMode, ClaimResult, Fingerprint, IdempotencyRecord, OrderMismatch, RecordState, ShipClaim,
-    ShipStore,
+    ShipStore, UnmatchedShip,
 };
 use crate::domain::StoreError;
-use crate::protocol::{Fen, Reply, TransactionId};
+use crate::protocol::{Fen, Reply, ShipNotify, TradeNo, TransactionId, UserToken};
+use crate::EpochSecs;
 
 const IN_PROGRESS: &str = "IN_PROGRESS";
 const COMPLETE: &str = "COMPLETE";
@@ -37,9 +43,15 @@ fn order_update(claim: &ShipClaim<'_>, table: &str) -> Result<Update, StoreError
         .value(":order", s("ORDER"))
         .value(":txn", s(notice.transaction_id.as_str()))
         .value(":created", s("CREATED"));
+    // The order keeps the userToken it has; a notification carrying another
+    // one is refused only while `check_user_token` is set, to be noticed.
+    let mut same_user = "";
     if let Some(token) = &notice.user_token {
         set.push("userToken = if_not_exists(userToken, :token)");
         expr = expr.value(":token", s(token.as_str()));
+        if claim.check_user_token {
+            same_user = " AND (attribute_not_exists(userToken) OR userToken = :token)";
+        }
     }
     let remove = match &claim.mode {
         ClaimMode::Complete { .. } => {
@@ -62,12 +74,14 @@ fn order_update(claim: &ShipClaim<'_>, table: &str) -> Result<Update, StoreError
             ""
         }
     };
-    let payable = "(#status = :created AND totalAmt = :amt \
-                   AND (attribute_not_exists(claimTxn) OR claimTxn = :txn OR claimUntil < :now))";
+    let payable = format!(
+        "(#status = :created AND totalAmt = :amt \
+         AND (attribute_not_exists(claimTxn) OR claimTxn = :txn OR claimUntil < :now){same_user})"
+    );
     let condition = if claim.accept_unknown_orders {
         format!("attribute_not_exists(pk) OR {payable}")
     } else {
-        payable.to_owned()
+        payable
     };
     Update::builder()
         .table_name(table)
@@ -117,19 +131,41 @@ fn record_put(claim: &ShipClaim<'_>, table: &str) -> Result<Put, StoreError> {
         .map_err(|e| StoreError::with_source("build record put", e))
 }
 
-/// `PAYMENT#<transactionId>` → the order it paid, kept for refunds that
-/// name the payment rather than the order.
-fn payment_put(claim: &ShipClaim<'_>, table: &str) -> Result<Put, StoreError> {
-    let notice = claim.notice;
-    let mut item = key(PAYMENT, notice.transaction_id.as_str());
-    item.insert("kind".into(), s("PAYMENT"));
-    item.insert("tradeNo".into(), s(notice.trade_no.as_str()));
-    item.insert("paidAt".into(), n(claim.now));
-    Put::builder()
+/// `PAYMENT#<transactionId>` → the one order it pays, for ever (no TTL):
+/// written by the claim, refused when it names another order. Refunds that
+/// name the payment rather than the order read it too. `paidAt` is set once
+/// the order is PAID.
+fn payment_update(
+    notice: &ShipNotify,
+    now: EpochSecs,
+    paid: bool,
+    table: &str,
+) -> Result<Update, StoreError> {
+    let mut set = vec![
+        "#kind = :payment",
+        "tradeNo = :trade",
+        "totalAmt = if_not_exists(totalAmt, :amt)",
+        "claimedAt = if_not_exists(claimedAt, :now)",
+    ];
+    if paid {
+        set.push("paidAt = if_not_exists(paidAt, :now)");
+    }
+    let expr = Expr::default()
+        .name("#kind", "kind")
+        .value(":payment", s("PAYMENT"))
+        .value(":trade", s(notice.trade_no.as_str()))
+        .value(":amt", n(notice.total_amt.get()))
+        .value(":now", n(now));
+    Update::builder()
         .table_name(table)
-        .set_item(Some(item))
+        .set_key(Some(key(PAYMENT, notice.transaction_id.as_str())))
+        .update_expression(format!("SET {}", set.join(", ")))
+        .condition_expression("attribute_not_exists(pk) OR tradeNo = :trade")
+        .set_expression_attribute_names(Some(expr.names))
+        .set_expression_attribute_values(Some(expr.values))
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
         .build()
-        .map_err(|e| StoreError::with_source("build payment put", e))
+        .map_err(|e| StoreError::with_source("build payment update", e))
 }
 
 fn reply_json(reply: &Reply) -> String {
@@ -163,13 +199,38 @@ fn read_mismatch(old: Option<&Item>, claim: &ShipClaim<'_>) -> Result<OrderMisma
         return Ok(OrderMismatch::Amount { ours });
     }
     match r.opt_parsed("transactionId", TransactionId::parse)? {
-        Some(txn) if txn == claim.notice.transaction_id => Ok(OrderMismatch::PaidByThis),
-        Some(txn) => Ok(OrderMismatch::PaidByOther(txn)),
-        None if r.opt_str("claimTxn").is_some() => Ok(OrderMismatch::ClaimedByOther),
-        None => Err(StoreError::new(
-            "order condition failed for no known reason",
-        )),
+        Some(txn) if txn == claim.notice.transaction_id => return Ok(OrderMismatch::PaidByThis),
+        Some(txn) => return Ok(OrderMismatch::PaidByOther(txn)),
+        None => {}
     }
+    let claim_txn = r.opt_str("claimTxn");
+    let held_by_other = claim_txn.is_some_and(|c| c != claim.notice.transaction_id.as_str())
+        && r.opt_num("claimUntil")?
+            .is_some_and(|until| until >= claim.now);
+    if held_by_other {
+        return Ok(OrderMismatch::ClaimedByOther);
+    }
+    if claim.check_user_token {
+        let ours = r.opt_parsed("userToken", UserToken::parse)?;
+        if let (Some(ours), Some(theirs)) = (ours, &claim.notice.user_token) {
+            if &ours != theirs {
+                return Ok(OrderMismatch::UserToken { ours });
+            }
+        }
+    }
+    if claim_txn.is_some() {
+        return Ok(OrderMismatch::ClaimedByOther);
+    }
+    Err(StoreError::new(
+        "order condition failed for no known reason",
+    ))
+}
+
+/// The order a `PAYMENT#` item binds its transactionId to.
+fn read_payment(old: Option<&Item>) -> Result<TradeNo, StoreError> {
+    let item =
+        old.ok_or_else(|| StoreError::new("payment condition failed without the old item"))?;
+    Read(item).parsed("tradeNo", TradeNo::parse)
 }
 
 #[async_trait]
@@ -192,13 +253,12 @@ impl ShipStore for DynamoStore {
                 )?)
                 .build(),
         ];
-        if let ClaimMode::Complete { .. } = claim.mode {
-            items.push(
-                TransactWriteItem::builder()
-                    .put(payment_put(claim, &self.table)?)
-                    .build(),
-            );
-        }
+        let paid = matches!(claim.mode, ClaimMode::Complete { .. });
+        items.push(
+            TransactWriteItem::builder()
+                .update(payment_update(claim.notice, claim.now, paid, &self.table)?)
+                .build(),
+        );
         let Some(reasons) = self.transact(items).await? else {
             return Ok(ClaimResult::Claimed);
         };
@@ -211,6 +271,9 @@ impl ShipStore for DynamoStore {
         }
         if reason(2).is_some() {
             return Ok(ClaimResult::NonceReused);
+        }
+        if let Some(r) = reason(3) {
+            return read_payment(r.item()).map(ClaimResult::PaymentOfOther);
         }
         if let Some(r) = reason(0) {
             return read_mismatch(r.item(), claim).map(ClaimResult::Order);
@@ -263,7 +326,7 @@ impl ShipStore for DynamoStore {
             TransactWriteItem::builder().update(order).build(),
             TransactWriteItem::builder().update(record).build(),
             TransactWriteItem::builder()
-                .put(payment_put(claim, &self.table)?)
+                .update(payment_update(notice, claim.now, true, &self.table)?)
                 .build(),
         ];
         Ok(self.transact(items).await?.is_none())
@@ -295,10 +358,88 @@ impl ShipStore for DynamoStore {
             .set_expression_attribute_values(Some(expr.values))
             .build()
             .map_err(|e| StoreError::with_source("build record release", e))?;
+        // The binding of an unpaid claim goes with it: the transactionId
+        // has paid nothing yet.
+        let expr = Expr::default().value(":trade", s(notice.trade_no.as_str()));
+        let payment = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(PAYMENT, notice.transaction_id.as_str())))
+            .condition_expression(
+                "attribute_not_exists(pk) OR (tradeNo = :trade AND attribute_not_exists(paidAt))",
+            )
+            .set_expression_attribute_values(Some(expr.values))
+            .build()
+            .map_err(|e| StoreError::with_source("build payment release", e))?;
         let items = vec![
             TransactWriteItem::builder().update(order).build(),
             TransactWriteItem::builder().delete(record).build(),
+            TransactWriteItem::builder().delete(payment).build(),
         ];
         self.transact(items).await.map(|_| ())
     }
+
+    async fn record_unmatched(&self, unmatched: &UnmatchedShip<'_>) -> Result<(), StoreError> {
+        let notice = unmatched.notice;
+        let mut expr = Expr::default()
+            .name("#kind", "kind")
+            .name("#notice", "notice")
+            .name("#reason", "reason")
+            .name("#skill", "skillId")
+            .name("#txn", "transactionId")
+            .name("#trade", "tradeNo")
+            .name("#amt", "totalAmt")
+            .name("#payload", "payload")
+            .name("#received", "receivedAt")
+            .name("#first", "firstReceivedAt")
+            .name("#deliveries", "deliveries")
+            .value(":kind", s("UNMATCHED"))
+            .value(":notice", s("ship"))
+            .value(":reason", s(unmatched.reason.code()))
+            .value(":skill", s(notice.skill_id.as_str()))
+            .value(":txn", s(notice.transaction_id.as_str()))
+            .value(":trade", s(notice.trade_no.as_str()))
+            .value(":amt", n(notice.total_amt.get()))
+            .value(":payload", s(unmatched.payload))
+            .value(":now", n(unmatched.received_at))
+            .value(":one", n(1));
+        let mut set = vec![
+            "#kind = :kind",
+            "#notice = :notice",
+            "#reason = :reason",
+            "#skill = :skill",
+            "#txn = :txn",
+            "#trade = :trade",
+            "#amt = :amt",
+            "#payload = :payload",
+            "#received = :now",
+            "#first = if_not_exists(#first, :now)",
+        ];
+        if let Some(token) = &notice.user_token {
+            expr = expr
+                .name("#token", "userToken")
+                .value(":token", s(token.as_str()));
+            set.push("#token = :token");
+        }
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(unmatched_key(unmatched)))
+            .update_expression(format!("SET {} ADD #deliveries :one", set.join(", ")))
+            .set_expression_attribute_names(Some(expr.names))
+            .set_expression_attribute_values(Some(expr.values))
+            .send()
+            .await
+            .map_err(|e| sdk_error("keep unmatched ship notice", e))?;
+        Ok(())
+    }
+}
+
+/// `UNMATCHED#SHIP#<fingerprint>`: one item per payment as notified (the
+/// platform's retries of it update the same item). A refund notice's key,
+/// `UNMATCHED#<refundTradeNo>`, has no second `#`.
+fn unmatched_key(unmatched: &UnmatchedShip<'_>) -> Item {
+    key(
+        UNMATCHED,
+        &format!("SHIP#{}", unmatched.fingerprint.as_str()),
+    )
 }

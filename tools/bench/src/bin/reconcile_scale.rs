@@ -74,7 +74,10 @@ async fn main() -> Result<()> {
     let settings = Settings::hmac()
         .with("RECONCILE_PAGE_SIZE", args.page_size.to_string())
         .with("RECONCILE_CONCURRENCY", args.concurrency.to_string())
-        .with("RECONCILE_MAX_CALLS_PER_SEC", args.calls_per_sec.to_string())
+        .with(
+            "RECONCILE_MAX_CALLS_PER_SEC",
+            args.calls_per_sec.to_string(),
+        )
         .with("DUE_INDEX_SHARDS", args.shards.to_string());
     let proxy = Proxy::start(dingdang_tests::moto::dynamo_endpoint()).await;
 
@@ -82,7 +85,9 @@ async fn main() -> Result<()> {
     // handlers behind the counting proxy.
     let addr: SocketAddr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let app = dingdang_tests::spawn_app_via(
-        settings.clone().with("DINGDANG_API_BASE", format!("http://{addr}/paycgi")),
+        settings
+            .clone()
+            .with("DINGDANG_API_BASE", format!("http://{addr}/paycgi")),
         Some(&proxy.url()),
     )
     .await;
@@ -180,7 +185,8 @@ async fn main() -> Result<()> {
     println!("| sweep | checked | found paid | refunds resolved | left | wall s | items/s | platform calls | DynamoDB requests/item |");
     println!("|---|---|---|---|---|---|---|---|---|");
     let (mut found, mut resolved, mut calls_for_found) = (0, 0, 0);
-    let platform_calls = |sim: &Simulator| sim.calls("orderquery") + sim.calls("refundquery") + sim.calls("refund");
+    let platform_calls =
+        |sim: &Simulator| sim.calls("orderquery") + sim.calls("refundquery") + sim.calls("refund");
     for n in 0..args.sweeps {
         let calls_before = platform_calls(&sim);
         proxy.reset();
