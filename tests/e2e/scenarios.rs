@@ -143,13 +143,17 @@ async fn refund_out_of_order_passes() {
 }
 
 /// The partner gives each platform call 1 s (`DINGDANG_API_TIMEOUT_MS`);
-/// the simulator's late replies come after 2 s.
+/// the simulator's late replies come after 2 s. Nine of them (three per
+/// order) make this the slowest scenario: a longer deadline.
 #[tokio::test]
 async fn ambiguous_refunds_passes() {
     passes_with(
         Scenario::AmbiguousRefunds,
         |s| s.with("DINGDANG_API_TIMEOUT_MS", "1000"),
-        |o| o.late_reply = Duration::from_secs(2),
+        |o| {
+            o.late_reply = Duration::from_secs(2);
+            o.timeout = Duration::from_secs(300);
+        },
     )
     .await;
 }
