@@ -20,11 +20,16 @@ use time::OffsetDateTime;
 /// point at (the counting `/fulfil`); refunds stay PROCESSING for 5 s
 /// unless a scenario settles them first.
 async fn counting_stack() -> (Stack, Settings) {
+    counting_stack_with(|s| s).await
+}
+
+/// [`counting_stack`] with the app's settings changed by `tune`.
+async fn counting_stack_with(tune: impl FnOnce(Settings) -> Settings) -> (Stack, Settings) {
     let addr: SocketAddr = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    let settings = Settings::hmac().with("FULFILLMENT_URL", format!("http://{addr}/fulfil"));
+    let settings = tune(Settings::hmac().with("FULFILLMENT_URL", format!("http://{addr}/fulfil")));
     let app = spawn_app(
         settings
             .clone()
@@ -83,8 +88,19 @@ async fn play(scenario: Scenario, target: &Target, options: &Options) -> (Report
 }
 
 async fn passes(scenario: Scenario) {
-    let (stack, settings) = counting_stack().await;
-    let (report, lines) = play(scenario, &target(&stack), &options(&stack, &settings)).await;
+    passes_with(scenario, |s| s, |_| {}).await;
+}
+
+/// [`passes`] with the app's settings and the scenario's options changed.
+async fn passes_with(
+    scenario: Scenario,
+    settings: impl FnOnce(Settings) -> Settings,
+    tune: impl FnOnce(&mut Options),
+) {
+    let (stack, settings) = counting_stack_with(settings).await;
+    let mut options = options(&stack, &settings);
+    tune(&mut options);
+    let (report, lines) = play(scenario, &target(&stack), &options).await;
     assert!(
         report.passed(),
         "{scenario}: {:?}\n{}",
@@ -124,6 +140,22 @@ async fn ship_retry_passes() {
 #[tokio::test]
 async fn refund_out_of_order_passes() {
     passes(Scenario::RefundOutOfOrder).await;
+}
+
+/// The partner gives each platform call 1 s (`DINGDANG_API_TIMEOUT_MS`);
+/// the simulator's late replies come after 2 s. Nine of them (three per
+/// order) make this the slowest scenario: a longer deadline.
+#[tokio::test]
+async fn ambiguous_refunds_passes() {
+    passes_with(
+        Scenario::AmbiguousRefunds,
+        |s| s.with("DINGDANG_API_TIMEOUT_MS", "1000"),
+        |o| {
+            o.late_reply = Duration::from_secs(2);
+            o.timeout = Duration::from_secs(300);
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

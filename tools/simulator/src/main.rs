@@ -62,8 +62,9 @@ enum Command {
     /// simulator serving at --sim, the functions at --api and the notify
     /// URLs) and check the invariants: no order fulfilled twice, no payment
     /// acknowledged (or found by reconcile) left unfulfilled, no order
-    /// refunded more than paid. Exit status 1 when one broke, 2 when the
-    /// scenario could not be played.
+    /// refunded more than paid, no refund the platform has paid or may pay
+    /// left without its amount reserved. Exit status 1 when one broke, 2
+    /// when the scenario could not be played.
     Scenario(ScenarioArgs),
 }
 
@@ -78,6 +79,10 @@ enum ScenarioName {
     /// Refund notifications SUCCESS then a late PROCESSING; FAIL then
     /// duplicates; then the released amount and one fen too many.
     RefundOutOfOrder,
+    /// Refund replies late, busy, incomplete or FAIL to a resubmission, a
+    /// refund accepted then failed: the partner's reserved amount must cover
+    /// what the platform has paid or may pay, at every step.
+    AmbiguousRefunds,
     /// A payment never notified: waits for the reconcile sweep to fulfil it.
     LostShip,
     /// Every scenario above, in that order.
@@ -125,6 +130,11 @@ struct ScenarioArgs {
     /// that endpoint saw any of the run's payments.
     #[arg(long)]
     require_fulfilment: bool,
+    /// ambiguous-refunds: how late the simulator's late replies come, in
+    /// milliseconds; more than the functions' DINGDANG_API_TIMEOUT_MS
+    /// (default 5000).
+    #[arg(long, default_value_t = 6000)]
+    late_reply_ms: u64,
 }
 
 /// A broken invariant (exit status 1), as opposed to a scenario that could
@@ -174,12 +184,14 @@ async fn scenarios(args: ScenarioArgs) -> anyhow::Result<()> {
         },
         reconcile_wait: Duration::from_secs(args.reconcile_wait_secs),
         require_fulfilment: args.require_fulfilment,
+        late_reply: Duration::from_millis(args.late_reply_ms),
         ..Options::default()
     };
     let chosen: Vec<Scenario> = match args.name {
         ScenarioName::DuplicateShip => vec![Scenario::DuplicateShip],
         ScenarioName::ShipRetry => vec![Scenario::ShipRetry],
         ScenarioName::RefundOutOfOrder => vec![Scenario::RefundOutOfOrder],
+        ScenarioName::AmbiguousRefunds => vec![Scenario::AmbiguousRefunds],
         ScenarioName::LostShip => vec![Scenario::LostShip],
         ScenarioName::All => Scenario::ALL.to_vec(),
     };

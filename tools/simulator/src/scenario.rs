@@ -21,7 +21,13 @@
 //! - no order is refunded more than was paid: the refunds not `FAILED`, as
 //!   the partner API reports them, and `refundedAmt`, and the refunds not
 //!   `FAIL` in the simulator's own ledger, each add up to at most
-//!   `totalAmt`; and our final refund status agrees with the platform's.
+//!   `totalAmt`; and our final refund status agrees with the platform's;
+//! - money stays safe while the platform is ambiguous, late or wrong
+//!   (`ambiguous-refunds`, see [`money_violations`]): at every step the
+//!   partner's refunds not `FAILED` add up to at most `totalAmt`, they (and
+//!   its `refundedAmt`) cover every refund the platform has paid or may
+//!   still pay (`PROCESSING` or `SUCCESS` in the simulator's ledger), and no
+//!   refund the platform paid is `FAILED` at the partner.
 //!
 //! Everything is bounded: a number of orders and deliveries, a timeout per
 //! request and a deadline for the whole scenario.
@@ -59,6 +65,14 @@ pub enum Scenario {
     /// `PROCESSING`; `FAIL` then duplicates and a late `PROCESSING`; then
     /// the released amount is refunded and one fen more is refused.
     RefundOutOfOrder,
+    /// The platform ambiguous, late or wrong about refunds (and an order
+    /// query), through the simulator's behaviours: a refund reply after the
+    /// partner's timeout, a busy `refundquery` and a `FAIL` to the
+    /// resubmission of a recorded refund; a `SUCCESS` without
+    /// `refundTransactionId`; busy, incomplete and late `refundquery`
+    /// replies; a refund accepted and failed later; at every step the money
+    /// the partner holds back covers what the platform has paid or may pay.
+    AmbiguousRefunds,
     /// A payment whose ship notification is lost: only the reconcile sweep
     /// can find it.
     LostShip,
@@ -66,10 +80,11 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order `all` runs them.
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 5] = [
         Scenario::DuplicateShip,
         Scenario::ShipRetry,
         Scenario::RefundOutOfOrder,
+        Scenario::AmbiguousRefunds,
         Scenario::LostShip,
     ];
 
@@ -79,6 +94,7 @@ impl Scenario {
             Scenario::DuplicateShip => "duplicate-ship",
             Scenario::ShipRetry => "ship-retry",
             Scenario::RefundOutOfOrder => "refund-out-of-order",
+            Scenario::AmbiguousRefunds => "ambiguous-refunds",
             Scenario::LostShip => "lost-ship",
         }
     }
@@ -88,6 +104,7 @@ impl Scenario {
             Scenario::DuplicateShip => "SD",
             Scenario::ShipRetry => "SR",
             Scenario::RefundOutOfOrder => "SF",
+            Scenario::AmbiguousRefunds => "SA",
             Scenario::LostShip => "SL",
         }
     }
@@ -111,6 +128,156 @@ impl FromStr for Scenario {
                 format!("unknown scenario {s:?}; one of {}", names.join(", "))
             })
     }
+}
+
+/// One refund as one side reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeenRefund {
+    pub refund_trade_no: String,
+    /// The partner's `PENDING`, `PROCESSING`, `SUCCESS` or `FAILED`; the
+    /// platform's `PROCESSING`, `SUCCESS` or `FAIL`.
+    pub status: String,
+    pub refund_amt: i64,
+}
+
+impl SeenRefund {
+    pub fn new(refund_trade_no: &str, status: &str, refund_amt: i64) -> Self {
+        Self {
+            refund_trade_no: refund_trade_no.to_owned(),
+            status: status.to_owned(),
+            refund_amt,
+        }
+    }
+}
+
+/// The money of one order at one moment, as the partner and the platform
+/// report it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MoneyView {
+    pub trade_no: String,
+    pub total_amt: i64,
+    /// The partner API's refunds of the order (`GET /refunds/{no}`).
+    pub partner: Vec<SeenRefund>,
+    /// The partner's `refundedAmt` of the order (`GET /orders/{no}`).
+    pub refunded_amt: Option<i64>,
+    /// The platform's refunds of the order (the simulator's ledger).
+    pub platform: Vec<SeenRefund>,
+}
+
+/// One thing wrong with the money of an order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MoneyViolation {
+    /// What it is about and which rule it breaks (`order O1 over`, `order
+    /// O1 under R1 R2` with the refunds the partner released, `refund R1
+    /// paid`): the same problem at a later step has the same key.
+    pub key: String,
+    /// The sentence.
+    pub text: String,
+}
+
+impl fmt::Display for MoneyViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// What is wrong with the money of `view`:
+///
+/// - the partner's refunds not `FAILED` (what it holds back, or has paid
+///   out), or its `refundedAmt`, add up to more than `totalAmt`;
+/// - they, or `refundedAmt`, are less than the platform's refunds
+///   `PROCESSING` or `SUCCESS` (what it has paid or may still pay): money
+///   may leave that the partner no longer accounts for;
+/// - a refund the platform paid (`SUCCESS`) is `FAILED` at the partner, or
+///   unknown to it.
+pub fn money_violations(view: &MoneyView) -> Vec<MoneyViolation> {
+    let mut found = Vec::new();
+    let mut push = |key: String, text: String| found.push(MoneyViolation { key, text });
+    let order = &view.trade_no;
+    let total = view.total_amt;
+    let reserved: i64 = view
+        .partner
+        .iter()
+        .filter(|r| r.status != "FAILED")
+        .map(|r| r.refund_amt)
+        .sum();
+    let refunded = view.refunded_amt.unwrap_or(reserved);
+    let held = match view.refunded_amt {
+        Some(r) if r != reserved => format!("{reserved} (refundedAmt {r})"),
+        _ => reserved.to_string(),
+    };
+    let exposed: Vec<String> = view
+        .platform
+        .iter()
+        .filter(|r| matches!(r.status.as_str(), "PROCESSING" | "SUCCESS"))
+        .map(|r| format!("{} {} {}", r.refund_trade_no, r.status, r.refund_amt))
+        .collect();
+    let exposure: i64 = view
+        .platform
+        .iter()
+        .filter(|r| matches!(r.status.as_str(), "PROCESSING" | "SUCCESS"))
+        .map(|r| r.refund_amt)
+        .sum();
+    if reserved.max(refunded) > total {
+        push(
+            format!("order {order} over"),
+            format!(
+                "order {order}: the partner's refunds not FAILED add up to {held}, more than its totalAmt {total}"
+            ),
+        );
+    }
+    if reserved.min(refunded) < exposure {
+        // The platform's refunds the partner has released or never knew:
+        // the same ones at a later step are the same problem.
+        let released: Vec<&str> = view
+            .platform
+            .iter()
+            .filter(|r| matches!(r.status.as_str(), "PROCESSING" | "SUCCESS"))
+            .filter(|r| {
+                !view
+                    .partner
+                    .iter()
+                    .any(|p| p.refund_trade_no == r.refund_trade_no && p.status != "FAILED")
+            })
+            .map(|r| r.refund_trade_no.as_str())
+            .collect();
+        push(
+            format!("order {order} under {}", released.join(" ")),
+            format!(
+                "order {order}: the platform has paid or may still pay {exposure} ({}) but the partner's refunds not FAILED add up to {held}",
+                exposed.join(", ")
+            ),
+        );
+    }
+    for paid in view.platform.iter().filter(|r| r.status == "SUCCESS") {
+        let ours = view
+            .partner
+            .iter()
+            .find(|r| r.refund_trade_no == paid.refund_trade_no);
+        let unaccounted = match ours {
+            Some(r) if r.status == "FAILED" => "the partner has it FAILED",
+            Some(_) => continue,
+            None => "the partner does not know it",
+        };
+        push(
+            format!("refund {} paid", paid.refund_trade_no),
+            format!(
+                "refund {}: the platform paid it ({} SUCCESS) but {unaccounted}",
+                paid.refund_trade_no, paid.refund_amt
+            ),
+        );
+    }
+    found
+}
+
+/// One order of `ambiguous-refunds`: its refunds so far, and the money
+/// violations already reported (each [`MoneyViolation::key`] once, at the
+/// first step it shows).
+struct Book {
+    trade_no: String,
+    total_amt: i64,
+    ours: Vec<String>,
+    reported: std::collections::BTreeSet<String>,
 }
 
 /// Where the partner stack and the simulator listen, and the platform's
@@ -227,6 +394,10 @@ pub struct Options {
     /// Every `PAID` order must have been seen by the counting fulfilment
     /// endpoint (otherwise only when it saw any of this run's payments).
     pub require_fulfilment: bool,
+    /// `ambiguous-refunds`: how late a late reply of the simulator comes;
+    /// longer than the partner's platform call timeout
+    /// (`DINGDANG_API_TIMEOUT_MS`, 5 s by default).
+    pub late_reply: Duration,
 }
 
 impl Default for Options {
@@ -241,6 +412,7 @@ impl Default for Options {
             reconcile: Reconcile::Manual,
             reconcile_wait: Duration::from_secs(120),
             require_fulfilment: false,
+            late_reply: Duration::from_secs(6),
         }
     }
 }
@@ -347,6 +519,7 @@ pub async fn run(
         Scenario::DuplicateShip => runner.duplicate_ship().await,
         Scenario::ShipRetry => runner.ship_retry().await,
         Scenario::RefundOutOfOrder => runner.refund_out_of_order().await,
+        Scenario::AmbiguousRefunds => runner.ambiguous_refunds().await,
         Scenario::LostShip => runner.lost_ship().await,
     };
     let requests = runner.requests.load(Ordering::SeqCst);
@@ -381,6 +554,9 @@ fn scenario_detail(scenario: Scenario, options: &Options) -> String {
     match scenario {
         Scenario::DuplicateShip | Scenario::RefundOutOfOrder => {
             format!("{} delivery(ies) per phase,", options.repeat.max(1))
+        }
+        Scenario::AmbiguousRefunds => {
+            format!("late replies after {} ms,", options.late_reply.as_millis())
         }
         Scenario::ShipRetry => format!(
             "up to {} deliveries from {} ms backoff,",
@@ -1295,6 +1471,614 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
+    // ---- ambiguous-refunds ---------------------------------------------
+
+    /// Puts a behaviour in force at the simulator (`POST /admin/behaviour`).
+    async fn behave(&self, label: &str, rule: Value) -> Result<(), String> {
+        let reply = self
+            .post_json(label, &self.sim("/admin/behaviour"), &rule)
+            .await?;
+        if reply.status == 200 {
+            Ok(())
+        } else {
+            Err(format!(
+                "the simulator did not take the behaviour {rule}: {} (does --sim run a dingdang-sim with /admin/behaviour?)",
+                reply.summary_or_body()
+            ))
+        }
+    }
+
+    /// Clears the behaviours for an order or a refund
+    /// (`POST /admin/behaviour/clear`).
+    async fn clear_behaviours(&self, label: &str, on: Value) -> Result<(), String> {
+        let reply = self
+            .post_json(label, &self.sim("/admin/behaviour/clear"), &on)
+            .await?;
+        if reply.status == 200 {
+            Ok(())
+        } else {
+            Err(format!(
+                "the simulator did not clear the behaviours for {on}: {}",
+                reply.summary_or_body()
+            ))
+        }
+    }
+
+    /// `GET {path}?sync=true` of the partner API: the body when it answered
+    /// 200, `None` when it got no usable answer from the platform (5xx).
+    async fn synced(&self, label: &str, path: &str) -> Result<Option<Value>, String> {
+        let reply = self
+            .get(label, &self.api(&format!("{path}?sync=true")))
+            .await?;
+        match reply.status {
+            200 => Ok(Some(reply.body)),
+            0 | 500..=599 => Ok(None),
+            _ => Err(format!(
+                "GET {path}?sync=true answered {}",
+                reply.summary_or_body()
+            )),
+        }
+    }
+
+    /// The platform's refund (`GET /admin/refunds/{no}`), `None` when it has
+    /// none.
+    async fn platform_refund(&self, label: &str, no: &str) -> Result<Option<Value>, String> {
+        let reply = self
+            .get(label, &self.sim(&format!("/admin/refunds/{no}")))
+            .await?;
+        match reply.status {
+            200 => Ok(Some(reply.body)),
+            404 => Ok(None),
+            _ => Err(format!(
+                "the simulator answered {} to GET /admin/refunds/{no}",
+                reply.summary_or_body()
+            )),
+        }
+    }
+
+    /// The platform's status of a refund, `(none)` when it has none.
+    async fn platform_status(&self, label: &str, no: &str) -> Result<String, String> {
+        Ok(self
+            .platform_refund(label, no)
+            .await?
+            .and_then(|r| r["refundStatus"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "(none)".to_owned()))
+    }
+
+    /// The partner's status of a refund now (without asking the platform).
+    async fn partner_status(&self, label: &str, no: &str) -> Result<String, String> {
+        Ok(self.get_refund(label, no).await?["status"]
+            .as_str()
+            .unwrap_or("?")
+            .to_owned())
+    }
+
+    /// Settles a refund at the platform (no notification): the platform's
+    /// final status, which is another one when the refund had already
+    /// reached it (`dingdang-sim serve --refund-outcome`, a short
+    /// `--refund-delay-ms`).
+    async fn settle_to(&self, label: &str, no: &str, status: &str) -> Result<String, String> {
+        let reply = self
+            .post_json(
+                label,
+                &self.sim("/admin/settle-refund"),
+                &json!({"refundTradeNo": no, "status": status, "notify": false}),
+            )
+            .await?;
+        match reply.status {
+            200 => Ok(reply.body["refundStatus"]
+                .as_str()
+                .unwrap_or(status)
+                .to_owned()),
+            409 => {
+                let theirs = self.platform_status(label, no).await?;
+                self.note(format!(
+                    "refund {no} was already {theirs} at the platform before it was settled {status} \
+                     (see dingdang-sim serve --refund-delay-ms and --refund-outcome)"
+                ));
+                Ok(theirs)
+            }
+            _ => Err(format!(
+                "the simulator could not settle {no} as {status}: {}",
+                reply.summary_or_body()
+            )),
+        }
+    }
+
+    /// Asks the partner for a refund of the book's order. The refund joins
+    /// the book when the partner recorded it; returns the partner's status
+    /// then (`None`: not recorded) and its reply.
+    async fn ask_refund(
+        &self,
+        label: &str,
+        book: &mut Book,
+        no: &str,
+        amt: i64,
+    ) -> Result<(Option<String>, Reply), String> {
+        let reply = self.request_refund(label, &book.trade_no, no, amt).await?;
+        let status = if matches!(reply.status, 200..=202) {
+            reply.body["status"].as_str().map(str::to_owned)
+        } else {
+            let known = self
+                .get(label, &self.api(&format!("/refunds/{no}")))
+                .await?;
+            (known.status == 200)
+                .then(|| known.body["status"].as_str().map(str::to_owned))
+                .flatten()
+        };
+        if status.is_some() {
+            book.ours.push(no.to_owned());
+        }
+        Ok((status, reply))
+    }
+
+    /// [`Runner::ask_refund`] for a refund the partner must record.
+    async fn open(&self, label: &str, book: &mut Book, no: &str, amt: i64) -> Result<(), String> {
+        let (status, reply) = self.ask_refund(label, book, no, amt).await?;
+        match status {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "POST /refunds {no} ({amt} of {}) answered {} and recorded nothing",
+                book.trade_no,
+                reply.summary_or_body()
+            )),
+        }
+    }
+
+    /// A refund the platform has recorded must keep its amount reserved at
+    /// the partner: not `FAILED` unless the platform failed it.
+    async fn expect_held(&self, label: &str, no: &str, context: &str) -> Result<(), String> {
+        let ours = self.partner_status(label, no).await?;
+        if ours == "FAILED" {
+            let theirs = self.platform_status(label, no).await?;
+            if theirs != "FAIL" && theirs != "(none)" {
+                self.violation(format!(
+                    "refund {no} is FAILED {context}, while the platform has it {theirs}; \
+                     expected PENDING or PROCESSING with its amount reserved"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The platform settles `no` as `status`; once asked (`refundquery`),
+    /// the partner must reach the same final state.
+    async fn resolve(&self, label: &str, no: &str, status: &str) -> Result<(), String> {
+        let theirs = self.settle_to(label, no, status).await?;
+        let want = if theirs == "FAIL" {
+            "FAILED"
+        } else {
+            "SUCCESS"
+        };
+        let mut ours = None;
+        for attempt in 1..=3 {
+            if attempt > 1 {
+                self.sleep(Duration::from_millis(200)).await?;
+            }
+            let label = format!("{label} {no} settled {theirs}, sync {attempt}/3");
+            if let Some(refund) = self.synced(&label, &format!("/refunds/{no}")).await? {
+                let now = refund["status"].as_str().unwrap_or("?").to_owned();
+                if now == want {
+                    return Ok(());
+                }
+                let done = now == "SUCCESS" || now == "FAILED";
+                ours = Some(now);
+                if done {
+                    break;
+                }
+            }
+        }
+        let ours = match ours {
+            Some(s) => s,
+            None => self.partner_status(label, no).await?,
+        };
+        self.violation(format!(
+            "refund {no} is {ours} after the platform settled it {theirs} and refundquery said so; expected {want}"
+        ));
+        Ok(())
+    }
+
+    /// The money of the book's order now, checked (see
+    /// [`money_violations`]); each problem is reported once, with the step
+    /// where it first showed.
+    async fn money(&self, label: &str, step: &str, book: &mut Book) -> Result<(), String> {
+        let label = format!("{label} money");
+        let mut view = MoneyView {
+            trade_no: book.trade_no.clone(),
+            total_amt: book.total_amt,
+            ..MoneyView::default()
+        };
+        for no in &book.ours {
+            let refund = self.get_refund(&label, no).await?;
+            view.partner.push(SeenRefund::new(
+                no,
+                refund["status"].as_str().unwrap_or("?"),
+                refund["refundAmt"].as_i64().unwrap_or(0),
+            ));
+        }
+        let order = self.get_order(&label, &book.trade_no).await?;
+        view.refunded_amt = order["refundedAmt"].as_i64();
+        let ledger = self
+            .sim_json(&label, &format!("/admin/orders/{}", book.trade_no))
+            .await?;
+        view.platform = ledger["refunds"]
+            .as_array()
+            .map(|refunds| {
+                refunds
+                    .iter()
+                    .filter_map(|r| {
+                        Some(SeenRefund::new(
+                            r["refundTradeNo"].as_str()?,
+                            r["refundStatus"].as_str()?,
+                            r["refundAmt"].as_i64()?,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for found in money_violations(&view) {
+            if book.reported.insert(found.key) {
+                self.violation(format!("{} (after {step})", found.text));
+            }
+        }
+        Ok(())
+    }
+
+    /// The order query is busy, then answers `SUCCESS` without
+    /// `transactionId`, then after the partner's timeout: the order must stay
+    /// `CREATED`; then it answers in full and the order must be `PAID`.
+    async fn order_despite_bad_queries(&self, label: &str, paid: &Paid) -> Result<bool, String> {
+        let t = paid.trade_no.as_str();
+        let late = self.options.late_reply.as_millis() as u64;
+        for rule in [
+            json!({"tradeNo": t, "behaviour": "busy", "endpoint": "orderquery", "times": 1}),
+            json!({"tradeNo": t, "behaviour": "missing-field", "endpoint": "orderquery", "times": 1}),
+            json!({"tradeNo": t, "behaviour": "late-reply", "endpoint": "orderquery", "delayMs": late, "times": 1}),
+        ] {
+            self.behave(label, rule).await?;
+        }
+        for what in [
+            "a busy orderquery",
+            "an orderquery SUCCESS without transactionId",
+            "an orderquery reply after the timeout",
+        ] {
+            self.synced(&format!("{label} {what}"), &format!("/orders/{t}"))
+                .await?;
+            let order = self.get_order(label, t).await?;
+            let status = order["status"].as_str().unwrap_or("?");
+            let txn = order["transactionId"].as_str();
+            match status {
+                "CREATED" => {}
+                "PAID" if txn == Some(paid.transaction_id.as_str()) => self.note(format!(
+                    "order {t} was PAID after {what} (something else queried it)"
+                )),
+                _ => self.violation(format!(
+                    "order {t} is {status} with transactionId {} after {what}; expected CREATED until orderquery answers in full",
+                    txn.unwrap_or("(none)")
+                )),
+            }
+        }
+        self.clear_behaviours(label, json!({"tradeNo": t})).await?;
+        self.synced(
+            &format!("{label} orderquery in full"),
+            &format!("/orders/{t}"),
+        )
+        .await?;
+        self.expect_paid(label, paid, "after orderquery reported it paid in full")
+            .await
+    }
+
+    async fn ambiguous_refunds(&self) -> Result<(), String> {
+        let n = self.count();
+        let total = 1000;
+        let late = self.options.late_reply.as_millis() as u64;
+        for i in 0..n {
+            let trade_no = self.id("O", i);
+            let label = format!("[{}/{n}]", i + 1);
+            self.create_order(&label, &trade_no, total).await?;
+            let paid = self.pay_silently(&label, &trade_no, total).await?;
+            if !self.order_despite_bad_queries(&label, &paid).await? {
+                continue;
+            }
+            let mut book = Book {
+                trade_no: trade_no.clone(),
+                total_amt: total,
+                ours: Vec::new(),
+                reported: Default::default(),
+            };
+
+            // A (200): recorded, answered after the partner's timeout; then
+            // refundquery busy, and a FAIL to the resubmission of the
+            // recorded refund; then refundquery answers: SUCCESS.
+            let a = self.id("A", i);
+            for rule in [
+                json!({"refundTradeNo": a, "behaviour": "late-reply", "endpoint": "refund", "delayMs": late, "times": 1}),
+                json!({"refundTradeNo": a, "behaviour": "busy", "endpoint": "refundquery", "times": 1}),
+                json!({"refundTradeNo": a, "behaviour": "fail-duplicate"}),
+            ] {
+                self.behave(&label, rule).await?;
+            }
+            let (status, reply) = self.ask_refund(&label, &mut book, &a, 200).await?;
+            match status.as_deref() {
+                Some("PENDING") => {}
+                Some("PROCESSING") => self.note(format!(
+                    "refund {a} was PROCESSING at once: the simulator's late reply ({late} ms) \
+                     came within the partner's timeout; use a --late-reply-ms above its \
+                     DINGDANG_API_TIMEOUT_MS"
+                )),
+                Some(_) => {}
+                None => {
+                    return Err(format!(
+                        "POST /refunds {a} (200 of {trade_no}) answered {} and recorded nothing",
+                        reply.summary_or_body()
+                    ))
+                }
+            }
+            self.expect_held(&label, &a, "after its refund reply came too late")
+                .await?;
+            self.money(
+                &label,
+                &format!("{a}: the refund reply after the timeout"),
+                &mut book,
+            )
+            .await?;
+            self.synced(
+                &format!("{label} {a} busy refundquery"),
+                &format!("/refunds/{a}"),
+            )
+            .await?;
+            self.expect_held(
+                &label,
+                &a,
+                "after a busy refundquery and a FAIL \"duplicate refundTradeNo\" to its resubmission",
+            )
+            .await?;
+            self.money(&label, &format!("{a}: FAIL to its resubmission"), &mut book)
+                .await?;
+            self.clear_behaviours(&label, json!({"refundTradeNo": a}))
+                .await?;
+            self.resolve(&label, &a, "SUCCESS").await?;
+            self.money(&label, &format!("{a}: resolved"), &mut book)
+                .await?;
+
+            // B (150): accepted with a SUCCESS reply that lacks
+            // refundTransactionId; refundquery then lacks refundStatus; then
+            // SUCCESS.
+            let b = self.id("B", i);
+            for rule in [
+                json!({"refundTradeNo": b, "behaviour": "missing-field", "endpoint": "refund", "times": 1}),
+                json!({"refundTradeNo": b, "behaviour": "missing-field", "endpoint": "refundquery", "times": 1}),
+            ] {
+                self.behave(&label, rule).await?;
+            }
+            let (status, reply) = self.ask_refund(&label, &mut book, &b, 150).await?;
+            if status.is_none() {
+                return Err(format!(
+                    "POST /refunds {b} (150 of {trade_no}) answered {} and recorded nothing",
+                    reply.summary_or_body()
+                ));
+            }
+            self.expect_held(
+                &label,
+                &b,
+                "after a SUCCESS reply without refundTransactionId",
+            )
+            .await?;
+            self.money(
+                &label,
+                &format!("{b}: a SUCCESS without refundTransactionId"),
+                &mut book,
+            )
+            .await?;
+            self.synced(
+                &format!("{label} {b} refundquery without refundStatus"),
+                &format!("/refunds/{b}"),
+            )
+            .await?;
+            self.expect_held(
+                &label,
+                &b,
+                "after a refundquery SUCCESS without refundStatus",
+            )
+            .await?;
+            self.money(
+                &label,
+                &format!("{b}: a refundquery without refundStatus"),
+                &mut book,
+            )
+            .await?;
+            self.clear_behaviours(&label, json!({"refundTradeNo": b}))
+                .await?;
+            self.resolve(&label, &b, "SUCCESS").await?;
+            self.money(&label, &format!("{b}: resolved"), &mut book)
+                .await?;
+
+            // C (100): accepted; refundquery busy until cleared; SUCCESS.
+            let c = self.id("C", i);
+            self.open(&label, &mut book, &c, 100).await?;
+            self.behave(
+                &label,
+                json!({"refundTradeNo": c, "behaviour": "busy", "endpoint": "refundquery"}),
+            )
+            .await?;
+            for k in 1..=2 {
+                self.synced(
+                    &format!("{label} {c} busy refundquery {k}/2"),
+                    &format!("/refunds/{c}"),
+                )
+                .await?;
+                self.expect_held(&label, &c, "after a busy refundquery")
+                    .await?;
+            }
+            self.money(&label, &format!("{c}: busy refundqueries"), &mut book)
+                .await?;
+            self.clear_behaviours(&label, json!({"refundTradeNo": c}))
+                .await?;
+            self.resolve(&label, &c, "SUCCESS").await?;
+            self.money(&label, &format!("{c}: resolved"), &mut book)
+                .await?;
+
+            // D (100): accepted, failed later by the platform; meanwhile
+            // refundquery lacks refundStatus twice; then FAIL: released.
+            let d = self.id("D", i);
+            self.behave(
+                &label,
+                json!({"refundTradeNo": d, "behaviour": "accept-then-fail", "delayMs": 600_000}),
+            )
+            .await?;
+            self.open(&label, &mut book, &d, 100).await?;
+            self.behave(
+                &label,
+                json!({"refundTradeNo": d, "behaviour": "missing-field", "endpoint": "refundquery", "times": 2}),
+            )
+            .await?;
+            for k in 1..=2 {
+                self.synced(
+                    &format!("{label} {d} refundquery without refundStatus {k}/2"),
+                    &format!("/refunds/{d}"),
+                )
+                .await?;
+                self.expect_held(
+                    &label,
+                    &d,
+                    "after a refundquery SUCCESS without refundStatus",
+                )
+                .await?;
+            }
+            self.money(
+                &label,
+                &format!("{d}: refundqueries without refundStatus"),
+                &mut book,
+            )
+            .await?;
+            self.clear_behaviours(&label, json!({"refundTradeNo": d}))
+                .await?;
+            self.resolve(&label, &d, "FAIL").await?;
+            self.money(&label, &format!("{d}: resolved"), &mut book)
+                .await?;
+
+            // E (150): accepted; refundquery answers after the partner's
+            // timeout; SUCCESS.
+            let e = self.id("E", i);
+            self.open(&label, &mut book, &e, 150).await?;
+            self.behave(
+                &label,
+                json!({"refundTradeNo": e, "behaviour": "late-reply", "endpoint": "refundquery", "delayMs": late, "times": 1}),
+            )
+            .await?;
+            self.synced(
+                &format!("{label} {e} refundquery after the timeout"),
+                &format!("/refunds/{e}"),
+            )
+            .await?;
+            self.expect_held(&label, &e, "after a refundquery reply came too late")
+                .await?;
+            self.money(&label, &format!("{e}: a late refundquery"), &mut book)
+                .await?;
+            self.resolve(&label, &e, "SUCCESS").await?;
+            self.money(&label, &format!("{e}: resolved"), &mut book)
+                .await?;
+
+            // F (200): accepted (PROCESSING), then failed by the platform
+            // (its notification, when configured, says FAIL): released.
+            let f = self.id("F", i);
+            self.behave(
+                &label,
+                json!({"refundTradeNo": f, "behaviour": "accept-then-fail", "delayMs": 300}),
+            )
+            .await?;
+            self.open(&label, &mut book, &f, 200).await?;
+            self.money(&label, &format!("{f}: accepted"), &mut book)
+                .await?;
+            self.expect_failed_later(&label, &f).await?;
+            self.money(&label, &format!("{f}: failed by the platform"), &mut book)
+                .await?;
+
+            // G: what the platform has not paid and will not pay can be
+            // refunded again (A, B, C and E hold 600; D and F released 300).
+            let ledger = self
+                .sim_json(&label, &format!("/admin/orders/{trade_no}"))
+                .await?;
+            let left = total - ledger["refundedAmt"].as_i64().unwrap_or(total);
+            if left > 0 {
+                let g = self.id("G", i);
+                let (status, reply) = self.ask_refund(&label, &mut book, &g, left).await?;
+                match status.as_deref() {
+                    Some("FAILED") | None => self.violation(format!(
+                        "order {trade_no}: refunding the {left} the platform released was refused: {}",
+                        reply.summary_or_body()
+                    )),
+                    Some(_) => self.resolve(&label, &g, "SUCCESS").await?,
+                }
+                self.money(&label, &format!("{g}: the released {left}"), &mut book)
+                    .await?;
+            }
+            // One fen more must be refused (422) or fail at the platform.
+            let h = self.id("H", i);
+            let (status, reply) = self.ask_refund(&label, &mut book, &h, 1).await?;
+            if status.is_some_and(|s| s != "FAILED") {
+                self.console.line(format!(
+                    "   !! {h}: one fen over the order was accepted ({})",
+                    reply.summary_or_body()
+                ));
+            }
+            self.money(&label, &format!("{h}: one fen too many"), &mut book)
+                .await?;
+
+            self.clear_behaviours(&label, json!({"tradeNo": trade_no}))
+                .await?;
+            for no in [&d, &f] {
+                self.clear_behaviours(&label, json!({"refundTradeNo": no}))
+                    .await?;
+            }
+            self.check_refund_totals(&label, &trade_no, total, &book.ours)
+                .await?;
+            self.progress(i + 1, n);
+        }
+        Ok(())
+    }
+
+    /// A refund the platform accepted and then failed must end `FAILED` at
+    /// the partner: through its notification (when the simulator sends
+    /// them) or, after a while, through `refundquery`.
+    async fn expect_failed_later(&self, label: &str, no: &str) -> Result<(), String> {
+        let until = Instant::now() + Duration::from_secs(10);
+        while self.platform_status(label, no).await? == "PROCESSING" {
+            if Instant::now() >= until {
+                return Err(format!(
+                    "the simulator did not fail {no} (accept-then-fail)"
+                ));
+            }
+            self.sleep(Duration::from_millis(100)).await?;
+        }
+        let theirs = self.platform_status(label, no).await?;
+        let until = Instant::now() + Duration::from_secs(3);
+        let mut ours = self.partner_status(label, no).await?;
+        while ours != "FAILED" && Instant::now() < until {
+            self.sleep(Duration::from_millis(200)).await?;
+            ours = self.partner_status(label, no).await?;
+        }
+        if ours != "FAILED" {
+            if let Some(refund) = self
+                .synced(&format!("{label} {no} sync"), &format!("/refunds/{no}"))
+                .await?
+            {
+                ours = refund["status"].as_str().unwrap_or("?").to_owned();
+            }
+        }
+        let want = if theirs == "FAIL" {
+            "FAILED"
+        } else {
+            "SUCCESS"
+        };
+        if ours != want {
+            self.violation(format!(
+                "refund {no} is {ours} after the platform accepted it and then settled it {theirs}; expected {want}"
+            ));
+        }
+        Ok(())
+    }
+
     async fn lost_ship(&self) -> Result<(), String> {
         let n = self.count();
         let mut paid = Vec::with_capacity(n);
@@ -1482,6 +2266,117 @@ mod tests {
             "/lambda-url/x/"
         );
         assert_eq!(path_of("http://h"), "http://h");
+    }
+
+    fn view(
+        partner: &[(&str, &str, i64)],
+        refunded: i64,
+        platform: &[(&str, &str, i64)],
+    ) -> MoneyView {
+        let seen = |list: &[(&str, &str, i64)]| {
+            list.iter()
+                .map(|(no, status, amt)| SeenRefund::new(no, status, *amt))
+                .collect()
+        };
+        MoneyView {
+            trade_no: "O1".to_owned(),
+            total_amt: 1000,
+            partner: seen(partner),
+            refunded_amt: Some(refunded),
+            platform: seen(platform),
+        }
+    }
+
+    fn texts(view: &MoneyView) -> Vec<String> {
+        money_violations(view).into_iter().map(|v| v.text).collect()
+    }
+
+    #[test]
+    fn money_is_safe_when_the_partner_holds_back_what_the_platform_may_pay() {
+        for safe in [
+            view(&[], 0, &[]),
+            // Recorded at the platform, answer unknown at the partner.
+            view(&[("A", "PENDING", 200)], 200, &[("A", "PROCESSING", 200)]),
+            // The partner holds back more than the platform will pay: safe.
+            view(&[("A", "PENDING", 200)], 200, &[]),
+            view(&[("A", "PROCESSING", 200)], 200, &[("A", "FAIL", 200)]),
+            view(
+                &[
+                    ("A", "SUCCESS", 600),
+                    ("B", "FAILED", 600),
+                    ("C", "PROCESSING", 400),
+                ],
+                1000,
+                &[
+                    ("A", "SUCCESS", 600),
+                    ("B", "FAIL", 600),
+                    ("C", "SUCCESS", 400),
+                ],
+            ),
+            // A first submission refused: nothing recorded at the platform.
+            view(&[("A", "FAILED", 300)], 0, &[]),
+        ] {
+            assert_eq!(texts(&safe), Vec::<String>::new(), "{safe:?}");
+        }
+    }
+
+    #[test]
+    fn money_is_unsafe_when_the_partner_released_what_the_platform_may_pay() {
+        // A FAIL to a resubmission taken for a refusal: the platform still
+        // has the refund PROCESSING.
+        let released = view(&[("A", "FAILED", 200)], 0, &[("A", "PROCESSING", 200)]);
+        assert_eq!(
+            texts(&released),
+            vec!["order O1: the platform has paid or may still pay 200 (A PROCESSING 200) but the partner's refunds not FAILED add up to 0"]
+        );
+        // ... and then paid it; the same problem keeps its key.
+        let paid = view(
+            &[("A", "FAILED", 200), ("B", "PENDING", 100)],
+            100,
+            &[("A", "SUCCESS", 200), ("B", "PROCESSING", 100)],
+        );
+        let found = money_violations(&paid);
+        assert_eq!(
+            found.iter().map(|v| v.text.as_str()).collect::<Vec<_>>(),
+            vec![
+                "order O1: the platform has paid or may still pay 300 (A SUCCESS 200, B PROCESSING 100) but the partner's refunds not FAILED add up to 100",
+                "refund A: the platform paid it (200 SUCCESS) but the partner has it FAILED",
+            ]
+        );
+        assert_eq!(found[0].key, money_violations(&released)[0].key);
+        assert_eq!(found[1].key, "refund A paid");
+        // Another refund released is another problem.
+        let more = view(
+            &[("A", "FAILED", 200), ("B", "FAILED", 100)],
+            0,
+            &[("A", "SUCCESS", 200), ("B", "PROCESSING", 100)],
+        );
+        assert_ne!(money_violations(&more)[0].key, found[0].key);
+        // Only refundedAmt falls short.
+        let counted = view(&[("A", "PENDING", 200)], 0, &[("A", "PROCESSING", 200)]);
+        assert_eq!(
+            texts(&counted),
+            vec!["order O1: the platform has paid or may still pay 200 (A PROCESSING 200) but the partner's refunds not FAILED add up to 200 (refundedAmt 0)"]
+        );
+        // A refund paid that the partner does not know.
+        let unknown = view(&[], 0, &[("Z", "SUCCESS", 200)]);
+        assert_eq!(
+            texts(&unknown),
+            vec![
+                "order O1: the platform has paid or may still pay 200 (Z SUCCESS 200) but the partner's refunds not FAILED add up to 0",
+                "refund Z: the platform paid it (200 SUCCESS) but the partner does not know it",
+            ]
+        );
+        // More held back than the order.
+        let over = view(
+            &[("A", "PENDING", 600), ("B", "PROCESSING", 500)],
+            1100,
+            &[("B", "PROCESSING", 500)],
+        );
+        assert_eq!(
+            texts(&over),
+            vec!["order O1: the partner's refunds not FAILED add up to 1100, more than its totalAmt 1000"]
+        );
     }
 
     #[tokio::test]
