@@ -21,7 +21,14 @@ pub struct Config {
     pub table_name: String,
     pub skill_id: SkillId,
     pub keys: KeyRing,
+    /// The partner's webhook for entitlement events.
     pub fulfillment_url: Option<String>,
+    /// Signs the webhook's events (`FULFILLMENT_SECRET`; required with a
+    /// URL).
+    pub fulfillment_secret: Option<HmacSecret>,
+    /// An event the stream has not delivered by then is delivered by the
+    /// sweep (`FULFILLMENT_RETRY_SECS`, 120).
+    pub fulfillment_retry: Duration,
     pub accept_unknown_orders: bool,
     pub idempotency_ttl: Duration,
     pub protocol: Revision,
@@ -110,6 +117,20 @@ impl Config {
                 }
             })
             .transpose()?;
+        let fulfillment_secret = match (&fulfillment_url, env.optional("FULFILLMENT_SECRET")) {
+            (_, Some(secret)) => Some(HmacSecret::new(secret)),
+            (Some(_), None) => return Err(ConfigError::Missing("FULFILLMENT_SECRET")),
+            (None, None) => None,
+        };
+        let fulfillment_retry = Duration::from_secs(
+            env.optional("FULFILLMENT_RETRY_SECS")
+                .map(|v| {
+                    v.parse()
+                        .map_err(|_| malformed("FULFILLMENT_RETRY_SECS", "expected whole seconds"))
+                })
+                .transpose()?
+                .unwrap_or(120),
+        );
         let accept_unknown_orders = env.flag("DINGDANG_ACCEPT_UNKNOWN_ORDERS")?;
         let idempotency_ttl = Duration::from_secs(
             env.optional("IDEMPOTENCY_TTL_SECS")
@@ -187,6 +208,8 @@ impl Config {
             skill_id,
             keys,
             fulfillment_url,
+            fulfillment_secret,
+            fulfillment_retry,
             accept_unknown_orders,
             idempotency_ttl,
             protocol,

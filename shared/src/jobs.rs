@@ -5,12 +5,15 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::{Config, ConfigError};
 use crate::domain::due::{Backoff, SweepClock};
+use crate::domain::entitlements::{Delivered, Outbox, OutboxError, Target};
 use crate::domain::reconcile::{reconcile, ReconcileSettings, Summary, Sweep};
 use crate::domain::refunds::RefundService;
 use crate::domain::StoreError;
+use crate::platform::WebhookSink;
 use crate::platform::{http_client, Paced, PlatformClient};
+use crate::protocol::{RefundTradeNo, SkillId, TradeNo};
 use crate::store::DynamoStore;
-use crate::wiring::{platform_client, refund_settings, shipper, Shipper};
+use crate::wiring::{platform_client, refund_settings, shipper, webhook_sink, Shipper};
 
 /// The refund flow of the sweep: its platform calls are paced.
 pub type SweepRefunds = RefundService<DynamoStore, Paced<PlatformClient>>;
@@ -21,6 +24,9 @@ pub struct ReconcileApp {
     ship: Shipper,
     refunds: SweepRefunds,
     settings: ReconcileSettings,
+    /// Delivers the entitlement events still pending, when configured.
+    sink: Option<WebhookSink>,
+    skill_id: SkillId,
 }
 
 /// How long [`ReconcileApp::run`] may take when no deadline is given.
@@ -120,12 +126,14 @@ impl ReconcileApp {
             platform: Paced::new(platform_client(&config, &keys, http.clone()), calls_per_sec),
             settings: refund_settings(&config),
         };
-        let ship = shipper(&config, &keys, store.clone(), http);
+        let ship = shipper(&config, &keys, store.clone());
         Ok(Self {
             store,
             ship,
             refunds,
             settings,
+            sink: webhook_sink(&config, http),
+            skill_id: config.skill_id,
         })
     }
 
@@ -143,6 +151,11 @@ impl ReconcileApp {
             ship: &self.ship,
             refunds: &self.refunds,
             settings: &self.settings,
+            outbox: self.sink.as_ref().map(|sink| Outbox {
+                store: &self.store,
+                sink,
+                skill_id: &self.skill_id,
+            }),
         };
         let result = reconcile(&sweep, &clock).await;
         crate::observability::metrics::reconcile(result.as_ref().ok());
@@ -163,5 +176,124 @@ impl ReconcileApp {
 
     pub fn settings(&self) -> &ReconcileSettings {
         &self.settings
+    }
+}
+
+/// The entitlements function: the table's stream (filtered to orders
+/// becoming PAID and refunds becoming SUCCESS) is its trigger; each record
+/// names an item whose pending event it delivers, read afresh from the
+/// table. A record that fails is reported (`ReportBatchItemFailures`) with
+/// the ones after it left to the retry; the sweep delivers whatever the
+/// stream never does.
+pub struct EntitlementsApp {
+    store: DynamoStore,
+    sink: WebhookSink,
+    skill_id: SkillId,
+}
+
+#[derive(serde::Deserialize)]
+struct StreamEvent {
+    #[serde(rename = "Records", default)]
+    records: Vec<StreamRecord>,
+}
+
+#[derive(serde::Deserialize)]
+struct StreamRecord {
+    dynamodb: StreamImage,
+}
+
+#[derive(serde::Deserialize)]
+struct StreamImage {
+    #[serde(rename = "Keys")]
+    keys: serde_json::Map<String, serde_json::Value>,
+    #[serde(rename = "SequenceNumber")]
+    sequence_number: String,
+}
+
+/// The event a stream record's key names, if any.
+fn target_of(keys: &serde_json::Map<String, serde_json::Value>) -> Option<Target> {
+    let pk = keys.get("pk")?.get("S")?.as_str()?;
+    if let Some(trade_no) = pk.strip_prefix("ORDER#") {
+        TradeNo::parse(trade_no).ok().map(Target::Grant)
+    } else if let Some(no) = pk.strip_prefix("REFUND#") {
+        RefundTradeNo::parse(no).ok().map(Target::Revoke)
+    } else {
+        None
+    }
+}
+
+impl EntitlementsApp {
+    /// Needs `FULFILLMENT_URL` and `FULFILLMENT_SECRET`.
+    pub fn new(
+        config: Config,
+        store: DynamoStore,
+        http: reqwest::Client,
+    ) -> Result<Self, ConfigError> {
+        let sink = webhook_sink(&config, http).ok_or(ConfigError::Missing("FULFILLMENT_URL"))?;
+        Ok(Self {
+            store: store.with_shards(config.due_shards),
+            sink,
+            skill_id: config.skill_id,
+        })
+    }
+
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let config = Config::from_env()?;
+        let store = DynamoStore::from_env(config.table_name.clone()).await;
+        Self::new(config, store, http_client())
+    }
+
+    /// Delivers the events of a DynamoDB stream batch, in order; returns
+    /// `{"batchItemFailures":[...]}` naming the first record that failed.
+    pub async fn handle(&self, event: serde_json::Value) -> serde_json::Value {
+        let failures = match serde_json::from_value::<StreamEvent>(event) {
+            Ok(batch) => self.deliver_batch(batch).await,
+            Err(err) => {
+                // Not a stream batch: nothing to retry.
+                tracing::error!(error = %err, "entitlements: the event is not a DynamoDB stream batch");
+                Vec::new()
+            }
+        };
+        serde_json::json!({ "batchItemFailures": failures
+            .into_iter()
+            .map(|id| serde_json::json!({ "itemIdentifier": id }))
+            .collect::<Vec<_>>() })
+    }
+
+    async fn deliver_batch(&self, batch: StreamEvent) -> Vec<String> {
+        let outbox = Outbox {
+            store: &self.store,
+            sink: &self.sink,
+            skill_id: &self.skill_id,
+        };
+        for record in batch.records {
+            let Some(target) = target_of(&record.dynamodb.keys) else {
+                continue;
+            };
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            match outbox.deliver(&target, now).await {
+                Ok(Delivered::Sent(event)) => {
+                    tracing::info!(
+                        event_id = event.id(),
+                        event_type = event.kind(),
+                        "entitlement event delivered"
+                    )
+                }
+                Ok(Delivered::SentTwice(event)) => tracing::info!(
+                    event_id = event.id(),
+                    event_type = event.kind(),
+                    "entitlement event delivered again (recorded by another delivery)"
+                ),
+                Ok(Delivered::NothingPending) => {}
+                Err(OutboxError::NotFound(what)) => {
+                    tracing::warn!(target = ?target, what, "entitlements: a stream record names an item that is gone")
+                }
+                Err(err) => {
+                    tracing::warn!(target = ?target, error = %err, "entitlement event not delivered; retried from this record");
+                    return vec![record.dynamodb.sequence_number];
+                }
+            }
+        }
+        Vec::new()
     }
 }

@@ -6,36 +6,34 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::domain::refunds::{RefundService, RefundSettings};
 use crate::domain::ship::{ShipService, ShipSettings};
-use crate::platform::{PlatformClient, WebhookFulfiller};
+use crate::platform::{PlatformClient, WebhookSink};
 use crate::signing::KeyRing;
 use crate::store::DynamoStore;
 
 /// The ship flow as the functions build it from their configuration.
-pub type Shipper = ShipService<DynamoStore, WebhookFulfiller>;
+pub type Shipper = ShipService<DynamoStore>;
 
 /// Builds the ship flow: used by ship-notify and by every other path that
-/// fulfils a payment (order sync, reconcile), so they share one code path.
-pub fn shipper(
-    config: &Config,
-    keys: &Arc<KeyRing>,
-    store: DynamoStore,
-    http: reqwest::Client,
-) -> Shipper {
-    let fulfiller = config
-        .fulfillment_url
-        .clone()
-        .map(|url| WebhookFulfiller::new(http, url, keys.clone()));
+/// records a payment (order sync, reconcile), so they share one code path.
+pub fn shipper(config: &Config, keys: &Arc<KeyRing>, store: DynamoStore) -> Shipper {
     let settings = ShipSettings {
         skill_id: config.skill_id.clone(),
         accept_unknown_orders: config.accept_unknown_orders,
         record_ttl: config.idempotency_ttl,
         nonce_ttl: keys.skew * 2,
+        grant_after: config.fulfillment_retry,
     };
     ShipService {
         store: store.with_shards(config.due_shards),
-        fulfiller,
         settings,
     }
+}
+
+/// The partner's webhook for entitlement events, when one is configured.
+pub fn webhook_sink(config: &Config, http: reqwest::Client) -> Option<WebhookSink> {
+    let url = config.fulfillment_url.clone()?;
+    let secret = config.fulfillment_secret.clone()?;
+    Some(WebhookSink::new(http, url, secret))
 }
 
 /// The refund flow as the functions build it from their configuration.
@@ -65,6 +63,7 @@ pub fn refund_settings(config: &Config) -> RefundSettings {
         revision: config.protocol,
         attention_after: config.refund_attention_after,
         first_check: config.reconcile_grace,
+        revoke_after: config.fulfillment_retry,
     }
 }
 

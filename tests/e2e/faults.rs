@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 
 use dingdang::http::notify::Answer;
 use dingdang_tests::proxy::Proxy;
-use dingdang_tests::{
-    dynamo_endpoint, id, ship_body, spawn_app, spawn_app_via, App, Settings, StoredItem, Webhook,
-};
+use dingdang_tests::{dynamo_endpoint, id, ship_body, spawn_app_via, App, Settings, StoredItem};
 use time::OffsetDateTime;
 
 /// What the table says about one transaction and its order.
@@ -74,27 +72,12 @@ async fn state_of(app: &App, txn: &str, trade: &str) -> State {
     }
 }
 
-/// Calls the handler function with an explicit Lambda deadline.
-async fn deliver(app: &App, body: &[u8], deadline_secs: i64) -> Answer {
+/// Calls the handler function directly.
+async fn deliver(app: &App, body: &[u8]) -> Answer {
     let authorization = dingdang_tests::sign(&app.keys, body);
-    let now = OffsetDateTime::now_utc();
     app.ship
-        .notify(
-            Some(&authorization),
-            body,
-            now,
-            now.unix_timestamp() + deadline_secs,
-        )
+        .notify(Some(&authorization), body, OffsetDateTime::now_utc())
         .await
-}
-
-fn is_fail(answer: &Answer) -> bool {
-    answer.reply.ret_code == dingdang::protocol::RetCode::Fail
-        && answer
-            .reply
-            .ret_msg
-            .as_deref()
-            .is_some_and(|m| !m.is_empty() && m.len() <= 32)
 }
 
 fn is_success(answer: &Answer) -> bool {
@@ -180,7 +163,7 @@ async fn a_slow_store_is_all_or_nothing_when_the_invocation_is_cut_off() {
     // 0.5 s, mid-request (the Lambda runtime's deadline, as a dropped
     // future). The platform sees no answer: a failure it retries.
     proxy.set_delay(Duration::from_millis(1500));
-    let cut = tokio::time::timeout(Duration::from_millis(500), deliver(&app, &body, 10)).await;
+    let cut = tokio::time::timeout(Duration::from_millis(500), deliver(&app, &body)).await;
     assert!(cut.is_err(), "the invocation was cut off");
     // Whatever the store got, it got all of it or none of it.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -193,7 +176,7 @@ async fn a_slow_store_is_all_or_nothing_when_the_invocation_is_cut_off() {
     // Slow but within the deadline: SUCCESS, one round trip for the claim.
     proxy.set_delay(Duration::from_millis(300));
     proxy.reset();
-    let answer = deliver(&app, &body, 10).await;
+    let answer = deliver(&app, &body).await;
     assert!(is_success(&answer), "{answer:?}");
     assert_eq!(
         proxy.by_operation().get("TransactWriteItems").copied(),
@@ -203,128 +186,6 @@ async fn a_slow_store_is_all_or_nothing_when_the_invocation_is_cut_off() {
     );
     proxy.set_delay(Duration::ZERO);
     assert_eq!(state_of(&app, &txn, &trade).await, State::Paid);
-    let again = deliver(&app, &body, 10).await;
+    let again = deliver(&app, &body).await;
     assert_eq!(again.outcome, "duplicate");
-}
-
-#[tokio::test]
-async fn the_store_down_between_claim_and_completion_leaves_a_whole_claim_that_expires() {
-    let webhook = Webhook::start().await;
-    webhook.set_delay(Duration::from_millis(700));
-    let proxy = Proxy::start(dynamo_endpoint()).await;
-    let settings = Settings::hmac().with("FULFILLMENT_URL", webhook.url());
-    let app = spawn_app_via(settings, Some(&proxy.url())).await;
-    let (txn, trade, body) = order(&app, 300).await;
-
-    // The claim goes through; the store drops while the webhook runs, so
-    // neither the completion nor the release can be written.
-    let deadline = 5;
-    let started = tokio::time::Instant::now();
-    let first = deliver(&app, &body, deadline);
-    let outage = async {
-        // The claim is written once the webhook is called.
-        while webhook.received() == 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        proxy.set_down(true);
-    };
-    let (answer, ()) = tokio::join!(first, outage);
-    assert!(answer.status.is_server_error(), "{answer:?}");
-    assert!(is_fail(&answer), "{answer:?}");
-    assert_eq!(webhook.calls(), 1);
-    proxy.set_down(false);
-    assert_eq!(state_of(&app, &txn, &trade).await, State::Claimed);
-
-    // Until the claim's deadline a delivery is told to retry...
-    let early = deliver(&app, &body, 10).await;
-    assert_eq!(early.outcome, "in_progress", "{early:?}");
-    assert_eq!(state_of(&app, &txn, &trade).await, State::Claimed);
-    // ...after it, the next delivery calls the webhook again (at least
-    // once, same Idempotency-Key) and completes.
-    webhook.set_delay(Duration::ZERO);
-    tokio::time::sleep_until(started + Duration::from_millis(6100)).await;
-    let late = deliver(&app, &body, 10).await;
-    assert_eq!(late.outcome, "fulfilled", "{late:?}");
-    assert_eq!(state_of(&app, &txn, &trade).await, State::Paid);
-    assert_eq!(deliver(&app, &body, 10).await.outcome, "duplicate");
-    let keys: Vec<Option<String>> = webhook.requests().into_iter().map(|(k, _)| k).collect();
-    assert_eq!(keys, vec![Some(txn.clone()); 2]);
-}
-
-#[tokio::test]
-async fn a_failing_webhook_gets_fail_and_a_later_retry_fulfils_once() {
-    let webhook = Webhook::start().await;
-    let app = spawn_app(Settings::hmac().with("FULFILLMENT_URL", webhook.url())).await;
-    let (txn, trade, body) = order(&app, 400).await;
-
-    webhook.set_failing(true);
-    for _ in 0..3 {
-        let answer = deliver(&app, &body, 10).await;
-        assert_eq!(answer.outcome, "fulfilment_failed", "{answer:?}");
-        assert!(is_fail(&answer));
-        assert_eq!(answer.status.as_u16(), 200);
-        assert_eq!(state_of(&app, &txn, &trade).await, State::Untouched);
-    }
-    webhook.set_failing(false);
-    assert_eq!(deliver(&app, &body, 10).await.outcome, "fulfilled");
-    assert_eq!(deliver(&app, &body, 10).await.outcome, "duplicate");
-    assert_eq!(webhook.calls(), 1);
-    assert_eq!(state_of(&app, &txn, &trade).await, State::Paid);
-}
-
-#[tokio::test]
-async fn a_webhook_slower_than_the_deadline_gets_fail_and_a_later_retry_fulfils_once() {
-    let webhook = Webhook::start().await;
-    let app = spawn_app(Settings::hmac().with("FULFILLMENT_URL", webhook.url())).await;
-    let (txn, trade, body) = order(&app, 600).await;
-
-    // With 2 s left the webhook gets a 1 s budget; it takes 2.5 s.
-    webhook.set_delay(Duration::from_millis(2500));
-    let started = Instant::now();
-    let answer = deliver(&app, &body, 2).await;
-    assert!(started.elapsed() < Duration::from_millis(2000));
-    assert_eq!(answer.outcome, "fulfilment_failed", "{answer:?}");
-    assert!(is_fail(&answer));
-    // The claim was released: nothing is left behind.
-    assert_eq!(state_of(&app, &txn, &trade).await, State::Untouched);
-
-    webhook.set_delay(Duration::ZERO);
-    assert_eq!(deliver(&app, &body, 10).await.outcome, "fulfilled");
-    assert_eq!(deliver(&app, &body, 10).await.outcome, "duplicate");
-    assert_eq!(state_of(&app, &txn, &trade).await, State::Paid);
-    // The slow call may have been received too (at least once): every call
-    // carried the transaction as its Idempotency-Key.
-    tokio::time::sleep(Duration::from_millis(2600)).await;
-    let keys: Vec<Option<String>> = webhook.requests().into_iter().map(|(k, _)| k).collect();
-    assert!(!keys.is_empty() && keys.len() <= 2, "{keys:?}");
-    assert!(keys.iter().all(|k| k.as_deref() == Some(txn.as_str())));
-}
-
-#[tokio::test]
-async fn a_process_killed_mid_webhook_is_recovered_after_the_deadline() {
-    let webhook = Webhook::start().await;
-    let app = spawn_app(Settings::hmac().with("FULFILLMENT_URL", webhook.url())).await;
-    let (txn, trade, body) = order(&app, 800).await;
-
-    // The invocation (deadline in 2 s) is killed 0.6 s in, while the
-    // webhook, which takes 5 s, is being called: the handler future is
-    // dropped, as when the runtime stops the process.
-    webhook.set_delay(Duration::from_secs(5));
-    let killed = tokio::time::timeout(Duration::from_millis(600), deliver(&app, &body, 2)).await;
-    assert!(killed.is_err(), "the handler was stopped mid-webhook");
-    assert_eq!(state_of(&app, &txn, &trade).await, State::Claimed);
-
-    // A redelivery before the deadline: FAIL, retry later.
-    webhook.set_delay(Duration::ZERO);
-    let early = deliver(&app, &body, 10).await;
-    assert_eq!(early.outcome, "in_progress");
-    assert!(is_fail(&early));
-
-    // After it, the next delivery fulfils, once.
-    tokio::time::sleep(Duration::from_millis(2600)).await;
-    assert_eq!(deliver(&app, &body, 10).await.outcome, "fulfilled");
-    assert_eq!(deliver(&app, &body, 10).await.outcome, "duplicate");
-    assert_eq!(state_of(&app, &txn, &trade).await, State::Paid);
-    let completed: Vec<Option<String>> = webhook.requests().into_iter().map(|(k, _)| k).collect();
-    assert_eq!(completed, vec![Some(txn.clone())]);
 }

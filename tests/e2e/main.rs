@@ -5,6 +5,7 @@ mod ambiguous_refunds;
 mod content_type;
 mod corpus;
 mod create_order;
+mod entitlements;
 mod faults;
 mod metrics;
 mod one_order_per_payment;

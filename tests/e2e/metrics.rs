@@ -195,7 +195,7 @@ async fn notifications_and_refunds_are_counted_once_each() {
         .filter(|l| l[Metric::FulfilmentLatency.name()].is_number())
         .collect();
     assert_eq!(latency.len(), 1);
-    assert_eq!(latency[0]["transactionId"], txn.as_str());
+    assert_eq!(latency[0]["eventId"], format!("payment.succeeded:{txn}"));
     assert_eq!(latency[0]["fulfilment"], "ok");
 
     // Refunds: two requested, one accepted, one over-refund refused.

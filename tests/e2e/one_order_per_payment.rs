@@ -177,26 +177,3 @@ async fn a_paid_transaction_id_does_not_create_an_unknown_order_when_those_are_a
     );
     assert_bound(&app, &txn, &first).await;
 }
-
-#[tokio::test]
-async fn a_released_claim_binds_nothing() {
-    // The webhook fails: the claim is released, and with it the binding,
-    // since the transactionId has paid nothing; the retry still fulfils.
-    let webhook = Webhook::start().await;
-    webhook.set_failing(true);
-    let app = spawn_app(Settings::hmac().with("FULFILLMENT_URL", webhook.url())).await;
-    let (txn, trade) = (id("T"), id("ORD"));
-    app.create_order(&trade, 300).await;
-    let body = ship_body(&txn, &trade, 300, &id("N"));
-    assert_eq!(
-        app.ship(body.clone()).await.json()["retMsg"],
-        "fulfilment failed, retry later"
-    );
-    assert!(item(&app.store, &format!("PAYMENT#{txn}")).await.is_none());
-    webhook.set_failing(false);
-    assert_eq!(app.ship(body).await.ret_code(), "SUCCESS");
-    assert_bound(&app, &txn, &trade).await;
-    let payment = item(&app.store, &format!("PAYMENT#{txn}")).await.unwrap();
-    assert!(payment.contains_key("paidAt"), "{payment:?}");
-    assert_eq!(webhook.calls(), 1);
-}

@@ -33,8 +33,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use dingdang::domain::platform::{Platform, PlatformError};
 use dingdang::domain::refunds::{
-    new_nonce, on_notification, NewRefund, NonceClaim, Refund, RefundService, RefundSettings,
-    RefundStatus, RefundStore,
+    new_nonce, on_notification, Ledger as Applying, NewRefund, NonceClaim, Refund, RefundService,
+    RefundSettings, RefundStatus, RefundStore,
 };
 use dingdang::domain::{Order, OrderStatus, OrderStore};
 use dingdang::protocol::{
@@ -346,6 +346,8 @@ impl<S: LedgerStore> Harness<S> {
             refunded_amt: 0,
             next_check_at: None,
             checks: 0,
+            grant: None,
+            refunds_succeeded_amt: 0,
         };
         store.insert_order(&order).await.unwrap();
         let ledger = Ledger {
@@ -366,6 +368,7 @@ impl<S: LedgerStore> Harness<S> {
                 revision: Revision::R2018,
                 attention_after: Duration::from_secs(86_400),
                 first_check: Duration::ZERO,
+                revoke_after: Duration::from_secs(120),
             },
         };
         Self {
@@ -442,7 +445,11 @@ impl<S: LedgerStore> Harness<S> {
                     expires: now + 360,
                 };
                 let payload = String::from_utf8(body).unwrap();
-                let _ = on_notification(&self.service.store, &notice, &payload, &claim, now).await;
+                let ledger = Applying {
+                    store: &self.service.store,
+                    revoke_after: Duration::from_secs(120),
+                };
+                let _ = on_notification(&ledger, &notice, &payload, &claim, now).await;
             }
         }
     }

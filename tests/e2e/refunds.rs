@@ -347,5 +347,8 @@ async fn order_sync_fulfils_a_payment_that_was_never_notified() {
     assert_eq!((status, reply["retCode"].as_str()), (200, Some("SUCCESS")));
     stack.app.get(&format!("/orders/{trade}?sync=true")).await;
     assert_eq!(webhook.calls(), 1);
-    assert_eq!(webhook.requests()[0].0.as_deref(), Some(txn.as_str()));
+    assert_eq!(
+        webhook.requests()[0].0.as_deref(),
+        Some(format!("payment.succeeded:{txn}").as_str())
+    );
 }

@@ -29,6 +29,8 @@ pub use webhook::Webhook;
 /// The HMAC secret of the tests' development configuration.
 pub const SECRET: &str = "test-secret-do-not-use";
 pub const SKILL: &str = "skill-123";
+/// The tests' `FULFILLMENT_SECRET`.
+pub const WEBHOOK_SECRET: &str = "whsec_test_only";
 
 /// A fresh, unique table created from template.yaml's definition.
 pub async fn new_table(client: &Client) -> String {
@@ -59,6 +61,8 @@ impl Settings {
         env.insert("DINGDANG_SKILL_ID".into(), SKILL.into());
         // As dev.env: the sweep may ask about an order at once.
         env.insert("RECONCILE_GRACE_SECS".into(), "0".into());
+        // Signs entitlement events when a test sets FULFILLMENT_URL.
+        env.insert("FULFILLMENT_SECRET".into(), WEBHOOK_SECRET.into());
         env.insert("DINGDANG_SKILL_SECRET".into(), SECRET.into());
         Self {
             env,
@@ -74,6 +78,8 @@ impl Settings {
         env.insert("DINGDANG_SKILL_ID".into(), SKILL.into());
         // As dev.env: the sweep may ask about an order at once.
         env.insert("RECONCILE_GRACE_SECS".into(), "0".into());
+        // Signs entitlement events when a test sets FULFILLMENT_URL.
+        env.insert("FULFILLMENT_SECRET".into(), WEBHOOK_SECRET.into());
         env.insert("DINGDANG_PROTOCOL".into(), "2019".into());
         env.insert("DINGDANG_SIGN_ALG".into(), "TSK-RSA2".into());
         env.insert(

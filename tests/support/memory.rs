@@ -159,6 +159,20 @@ impl RefundStore for MemoryStore {
             if stored.status != before.status || stored.submissions != before.submissions {
                 return Ok(Applied::Stale);
             }
+            if after.status == RefundStatus::Success && before.status != RefundStatus::Success {
+                // The order's succeeded refunds must still be what was read.
+                let total = after
+                    .refunded_total_after
+                    .unwrap_or(before.refund_amt.get());
+                let order = state
+                    .orders
+                    .get_mut(before.trade_no.as_str())
+                    .ok_or_else(|| StoreError::new("order vanished"))?;
+                if order.refunds_succeeded_amt != total - before.refund_amt.get() {
+                    return Ok(Applied::Stale);
+                }
+                order.refunds_succeeded_amt = total;
+            }
             if after.status == RefundStatus::Failed && before.status != RefundStatus::Failed {
                 let order = state
                     .orders

@@ -17,6 +17,40 @@ struct State {
     failing: AtomicBool,
     delay_ms: AtomicU64,
     requests: Mutex<Vec<(Option<String>, Vec<u8>)>>,
+    /// Requests whose `Dingdang-Signature` did not verify.
+    bad_signatures: AtomicUsize,
+}
+
+/// Verifies `Dingdang-Signature: t=..,v1=..` over `t.body` with `secret`,
+/// as a partner's webhook does (the README's recipe), within 300 s.
+pub fn verify_signature(header: Option<&str>, body: &[u8], secret: &str) -> bool {
+    use hmac::{Hmac, Mac};
+    let Some(header) = header else {
+        return false;
+    };
+    let field = |name: &str| {
+        header
+            .split(',')
+            .find_map(|kv| kv.trim().strip_prefix(name))
+            .map(str::to_owned)
+    };
+    let (Some(t), Some(v1)) = (field("t="), field("v1=")) else {
+        return false;
+    };
+    let Ok(at) = t.parse::<i64>() else {
+        return false;
+    };
+    if (time::OffsetDateTime::now_utc().unix_timestamp() - at).abs() > 300 {
+        return false;
+    }
+    let Ok(expected) = hex::decode(v1) else {
+        return false;
+    };
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(t.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
 }
 
 /// The stub: `url()` to configure, `calls()` to count.
@@ -47,6 +81,11 @@ impl Webhook {
                                 .get("idempotency-key")
                                 .and_then(|v| v.to_str().ok())
                                 .map(String::from);
+                            let signature = req
+                                .headers()
+                                .get("dingdang-signature")
+                                .and_then(|v| v.to_str().ok())
+                                .map(String::from);
                             let body = req
                                 .into_body()
                                 .collect()
@@ -58,7 +97,15 @@ impl Webhook {
                             if delay > 0 {
                                 tokio::time::sleep(Duration::from_millis(delay)).await;
                             }
-                            let status = if state.failing.load(Ordering::SeqCst) {
+                            let signed = verify_signature(
+                                signature.as_deref(),
+                                &body,
+                                crate::WEBHOOK_SECRET,
+                            );
+                            let status = if !signed {
+                                state.bad_signatures.fetch_add(1, Ordering::SeqCst);
+                                401
+                            } else if state.failing.load(Ordering::SeqCst) {
                                 503
                             } else {
                                 state.calls.fetch_add(1, Ordering::SeqCst);
@@ -80,6 +127,11 @@ impl Webhook {
             }
         });
         Self { url, state }
+    }
+
+    /// Requests refused because their signature did not verify.
+    pub fn bad_signatures(&self) -> usize {
+        self.state.bad_signatures.load(Ordering::SeqCst)
     }
 
     pub fn url(&self) -> &str {

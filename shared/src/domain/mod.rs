@@ -2,6 +2,7 @@
 //! through the traits declared here, so they know no AWS or HTTP types.
 
 pub mod due;
+pub mod entitlements;
 pub mod orders;
 pub mod platform;
 pub mod reconcile;
@@ -37,6 +38,13 @@ pub struct Order {
     /// How many times the sweep asked the platform about it.
     #[serde(default)]
     pub checks: u32,
+    /// Once PAID: the delivery of `payment.succeeded` to the partner's
+    /// systems.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<entitlements::Delivery>,
+    /// The sum of the order's refunds that succeeded, in fen.
+    #[serde(default)]
+    pub refunds_succeeded_amt: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -60,6 +60,8 @@ pub async fn register(
         refunded_amt: 0,
         next_check_at: Some(now.unix_timestamp() + super::due::secs(first_check)),
         checks: 0,
+        grant: None,
+        refunds_succeeded_amt: 0,
     };
     Ok(match store.insert_order(&order).await? {
         None => Registered::Created(order),

@@ -25,9 +25,10 @@ use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
 use super::due::{secs, Backoff, SweepClock};
+use super::entitlements::{Delivered, Outbox, Target};
 use super::platform::Platform;
 use super::refunds::{RefundError, RefundService, RefundStore};
-use super::ship::{Fulfiller, ShipOutcome, ShipService, ShipStore};
+use super::ship::{ShipOutcome, ShipService, ShipStore};
 use super::sync::{sync_order, OrderSync, SyncError};
 use super::{Order, StoreError};
 use crate::protocol::{RefundTradeNo, TradeNo};
@@ -60,6 +61,19 @@ impl Default for ReconcileSettings {
     }
 }
 
+/// What the due index holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DueKind {
+    /// Unpaid orders: `orderquery`.
+    Order,
+    /// Open refunds: `refundquery`.
+    Refund,
+    /// Pending `payment.succeeded` events.
+    Grant,
+    /// Pending `refund.succeeded` events.
+    Revoke,
+}
+
 /// An item the due index says must be looked at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DueItem {
@@ -69,13 +83,22 @@ pub enum DueItem {
         checks: u32,
         due: EpochSecs,
     },
+    /// An event not delivered yet.
+    Delivery {
+        target: Target,
+        /// Failed attempts by the sweep so far.
+        attempts: u32,
+        due: EpochSecs,
+        /// When it became pending.
+        since: EpochSecs,
+    },
 }
 
 impl DueItem {
     pub fn due(&self) -> EpochSecs {
         match self {
             Self::Order(order) => order.next_check_at.unwrap_or(order.created_at),
-            Self::Refund { due, .. } => *due,
+            Self::Refund { due, .. } | Self::Delivery { due, .. } => *due,
         }
     }
 
@@ -85,6 +108,14 @@ impl DueItem {
             Self::Refund {
                 refund_trade_no, ..
             } => format!("R{}", refund_trade_no.as_str()),
+            Self::Delivery {
+                target: Target::Grant(t),
+                ..
+            } => format!("G{}", t.as_str()),
+            Self::Delivery {
+                target: Target::Revoke(r),
+                ..
+            } => format!("V{}", r.as_str()),
         }
     }
 }
@@ -93,10 +124,17 @@ impl DueItem {
 /// shards (never a scan), and the writes that move an item in it.
 #[async_trait]
 pub trait ReconcileStore: Send + Sync {
-    /// Up to `per_shard` items of every shard due at or before `now`,
-    /// soonest first.
-    async fn due_items(&self, now: EpochSecs, per_shard: usize)
-        -> Result<Vec<DueItem>, StoreError>;
+    /// Up to `per_shard` items of `kinds` of every shard due at or before
+    /// `now`, soonest first.
+    async fn due_items(
+        &self,
+        kinds: &[DueKind],
+        now: EpochSecs,
+        per_shard: usize,
+    ) -> Result<Vec<DueItem>, StoreError>;
+    /// When the longest-pending event still pending became pending (the
+    /// first item of every shard of `kinds`, whenever due).
+    async fn oldest_pending(&self, kinds: &[DueKind]) -> Result<Option<EpochSecs>, StoreError>;
     /// Pushes an unpaid order's next check to `at`, recording `checks`;
     /// nothing when it is no longer unpaid.
     async fn reschedule_order(
@@ -140,6 +178,13 @@ pub struct Summary {
     /// Items the platform gave no usable answer about (also in `errors`).
     pub platform_errors: usize,
     pub errors: usize,
+    /// Events delivered to the partner's webhook by this sweep.
+    pub entitlements_delivered: usize,
+    /// Deliveries that failed (pushed back by the backoff).
+    pub entitlements_failed: usize,
+    /// How long the longest-pending event has been pending, after the
+    /// sweep (none pending: absent).
+    pub oldest_undelivered_secs: Option<EpochSecs>,
     /// Rounds of the index read.
     pub rounds: usize,
     /// Items read as due but not reached before the budget ran out: the
@@ -147,6 +192,12 @@ pub struct Summary {
     pub left: usize,
     /// The budget ran out before the index had nothing more due.
     pub out_of_time: bool,
+}
+
+enum Checked {
+    Order,
+    Refund,
+    Event,
 }
 
 enum Found {
@@ -157,26 +208,45 @@ enum Found {
     Refused,
     Resolved,
     StillOpen,
+    Delivered,
+    DeliveryFailed,
     PlatformError,
     Error,
 }
 
 /// The sweep's dependencies.
-pub struct Sweep<'a, S, F, R, P> {
+pub struct Sweep<'a, S, R, P> {
     pub index: &'a dyn ReconcileStore,
-    pub ship: &'a ShipService<S, F>,
+    pub ship: &'a ShipService<S>,
     pub refunds: &'a RefundService<R, P>,
     pub settings: &'a ReconcileSettings,
+    /// Delivers the events still pending; `None`: no webhook configured
+    /// (they wait).
+    pub outbox: Option<Outbox<'a>>,
+}
+
+impl<S, R, P> Sweep<'_, S, R, P> {
+    fn kinds(&self) -> &'static [DueKind] {
+        if self.outbox.is_some() {
+            &[
+                DueKind::Order,
+                DueKind::Refund,
+                DueKind::Grant,
+                DueKind::Revoke,
+            ]
+        } else {
+            &[DueKind::Order, DueKind::Refund]
+        }
+    }
 }
 
 /// One sweep on `clock`.
-pub async fn reconcile<S, F, R, P>(
-    sweep: &Sweep<'_, S, F, R, P>,
+pub async fn reconcile<S, R, P>(
+    sweep: &Sweep<'_, S, R, P>,
     clock: &SweepClock,
 ) -> Result<Summary, StoreError>
 where
     S: ShipStore,
-    F: Fulfiller,
     R: RefundStore,
     P: Platform,
 {
@@ -189,7 +259,7 @@ where
         }
         let mut items = sweep
             .index
-            .due_items(clock.now(), sweep.settings.page_size.max(1))
+            .due_items(sweep.kinds(), clock.now(), sweep.settings.page_size.max(1))
             .await?;
         items.retain(|item| seen.insert(item.key()));
         if items.is_empty() {
@@ -197,13 +267,24 @@ where
         }
         items.sort_by_key(DueItem::due);
         summary.rounds += 1;
-        let results: Vec<Option<(bool, Found, bool)>> = stream::iter(items)
+        let results: Vec<Option<(Checked, Found, bool)>> = stream::iter(items)
             .map(|item| async move {
                 if clock.out_of_time() {
                     return None;
                 }
                 Some(match item {
-                    DueItem::Order(order) => (true, check_order(sweep, clock, &order).await, false),
+                    DueItem::Order(order) => (
+                        Checked::Order,
+                        check_order(sweep, clock, &order).await,
+                        false,
+                    ),
+                    DueItem::Delivery {
+                        target, attempts, ..
+                    } => (
+                        Checked::Event,
+                        deliver(sweep, clock, &target, attempts).await,
+                        false,
+                    ),
                     DueItem::Refund {
                         refund_trade_no,
                         checks,
@@ -211,7 +292,7 @@ where
                     } => {
                         let (found, attention) =
                             check_refund(sweep, clock, &refund_trade_no, checks).await;
-                        (false, found, attention)
+                        (Checked::Refund, found, attention)
                     }
                 })
             })
@@ -219,14 +300,14 @@ where
             .collect()
             .await;
         for result in results {
-            let Some((is_order, found, attention)) = result else {
+            let Some((checked, found, attention)) = result else {
                 summary.left += 1;
                 continue;
             };
-            if is_order {
-                summary.orders_checked += 1;
-            } else {
-                summary.refunds_checked += 1;
+            match checked {
+                Checked::Order => summary.orders_checked += 1,
+                Checked::Refund => summary.refunds_checked += 1,
+                Checked::Event => {}
             }
             if attention {
                 summary.refunds_need_attention += 1;
@@ -239,6 +320,8 @@ where
                 Found::Refused => summary.orders_refused += 1,
                 Found::Resolved => summary.refunds_resolved += 1,
                 Found::StillOpen => summary.refunds_still_open += 1,
+                Found::Delivered => summary.entitlements_delivered += 1,
+                Found::DeliveryFailed => summary.entitlements_failed += 1,
                 Found::PlatformError => {
                     summary.platform_errors += 1;
                     summary.errors += 1;
@@ -251,6 +334,14 @@ where
             break;
         }
     }
+    if sweep.outbox.is_some() {
+        let now = clock.now();
+        summary.oldest_undelivered_secs = sweep
+            .index
+            .oldest_pending(&[DueKind::Grant, DueKind::Revoke])
+            .await?
+            .map(|since| (now - since).max(0));
+    }
     tracing::info!(
         orders_checked = summary.orders_checked,
         orders_fulfilled = summary.orders_fulfilled,
@@ -262,6 +353,9 @@ where
         refunds_resolved = summary.refunds_resolved,
         refunds_still_open = summary.refunds_still_open,
         refunds_need_attention = summary.refunds_need_attention,
+        entitlements_delivered = summary.entitlements_delivered,
+        entitlements_failed = summary.entitlements_failed,
+        oldest_undelivered_secs = summary.oldest_undelivered_secs,
         platform_errors = summary.platform_errors,
         errors = summary.errors,
         rounds = summary.rounds,
@@ -289,28 +383,19 @@ fn next_check(
     }
 }
 
-async fn check_order<S, F, R, P>(
-    sweep: &Sweep<'_, S, F, R, P>,
+async fn check_order<S, R, P>(
+    sweep: &Sweep<'_, S, R, P>,
     clock: &SweepClock,
     order: &Order,
 ) -> Found
 where
     S: ShipStore,
-    F: Fulfiller,
     R: RefundStore,
     P: Platform,
 {
     let now = clock.now();
     let expires = order.created_at + secs(sweep.settings.max_age);
-    let found = match sync_order(
-        sweep.ship,
-        &sweep.refunds.platform,
-        order,
-        now,
-        clock.deadline,
-    )
-    .await
-    {
+    let found = match sync_order(sweep.ship, &sweep.refunds.platform, order, now).await {
         Ok(OrderSync::Paid(ShipOutcome::Fulfilled)) => return Found::Fulfilled,
         Ok(OrderSync::Paid(ShipOutcome::AlreadyFulfilled | ShipOutcome::Replayed(_))) => {
             return Found::AlreadyFulfilled
@@ -368,8 +453,8 @@ where
     found
 }
 
-async fn check_refund<S, F, R, P>(
-    sweep: &Sweep<'_, S, F, R, P>,
+async fn check_refund<S, R, P>(
+    sweep: &Sweep<'_, S, R, P>,
     clock: &SweepClock,
     refund_trade_no: &RefundTradeNo,
     checks: u32,
@@ -430,4 +515,38 @@ where
         return (Found::Error, attention);
     }
     (found, attention)
+}
+
+/// Delivers a pending event the stream did not (or could not).
+async fn deliver<S, R, P>(
+    sweep: &Sweep<'_, S, R, P>,
+    clock: &SweepClock,
+    target: &Target,
+    attempts: u32,
+) -> Found {
+    let Some(outbox) = &sweep.outbox else {
+        return Found::Error;
+    };
+    let now = clock.now();
+    match outbox.deliver(target, now).await {
+        Ok(Delivered::Sent(event) | Delivered::SentTwice(event)) => {
+            tracing::warn!(
+                event_id = event.id(),
+                event_type = event.kind(),
+                "reconcile: delivered an event the stream had not"
+            );
+            Found::Delivered
+        }
+        Ok(Delivered::NothingPending) => Found::Delivered,
+        Err(err) => {
+            tracing::warn!(target = ?target, error = %err, "reconcile: event not delivered; retried later");
+            let attempts = attempts.saturating_add(1);
+            let at = next_check(sweep.settings, attempts, now, None);
+            if let Err(err) = outbox.store.reschedule_delivery(target, attempts, at).await {
+                tracing::warn!(target = ?target, error = %err, "reconcile: event not rescheduled");
+                return Found::Error;
+            }
+            Found::DeliveryFailed
+        }
+    }
 }

@@ -4,13 +4,12 @@
 //! The idempotency record is keyed on `transactionId` and carries an md5
 //! fingerprint of the fields that decide the grant; it expires. The claim
 //! also binds the `transactionId` to its order for ever, so that it is
-//! refused for any other order once the record is gone. Without a fulfilment
-//! webhook the order's move to PAID, the idempotency record, the nonce and
-//! that binding commit in one store transaction (one round trip); the
-//! table's stream carries the change to the partner's fulfilment consumer.
-//! With a webhook the claim is first written IN_PROGRESS (expiring with the
-//! Lambda deadline), the webhook is called, and the claim is then
-//! completed, or released on failure so that a retry can succeed.
+//! refused for any other order once the record is gone. The order's move to
+//! PAID (with its grant PENDING in the entitlements outbox), the
+//! idempotency record, the nonce and that binding commit in one store
+//! transaction (one round trip), and the notification is answered: the
+//! partner's webhook is called afterwards, from the outbox
+//! ([`super::entitlements`]), never inside the platform's request.
 //!
 //! A notification carrying another `userToken` than the order's still pays
 //! the order, which keeps its own: the claim first refuses the mismatch (so
@@ -21,7 +20,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use md5::{Digest, Md5};
-use serde::Serialize;
 
 use super::StoreError;
 use crate::protocol::{Fen, Reply, ShipNotify, SkillId, TradeNo, TransactionId, UserToken};
@@ -61,15 +59,6 @@ pub fn body_hash(body: &[u8]) -> String {
     hex::encode(Md5::digest(body))
 }
 
-/// How the claim is written.
-#[derive(Debug, Clone)]
-pub enum ClaimMode {
-    /// Grant in the same transaction, storing the reply as COMPLETE.
-    Complete { reply: Reply },
-    /// Write IN_PROGRESS until the given time; completed or released later.
-    InProgress { until: EpochSecs },
-}
-
 /// One atomic claim of a notification.
 #[derive(Debug, Clone)]
 pub struct ShipClaim<'a> {
@@ -77,7 +66,10 @@ pub struct ShipClaim<'a> {
     pub fingerprint: Fingerprint,
     pub body_hash: String,
     pub now: EpochSecs,
-    pub mode: ClaimMode,
+    /// The reply stored with the COMPLETE idempotency record.
+    pub reply: Reply,
+    /// When the sweep delivers the grant if the stream has not.
+    pub grant_due: EpochSecs,
     pub accept_unknown_orders: bool,
     /// When a COMPLETE idempotency record may be forgotten.
     pub record_expires: EpochSecs,
@@ -98,8 +90,14 @@ pub struct IdempotencyRecord {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordState {
-    InProgress { until: EpochSecs },
-    Complete { reply: Reply },
+    /// Written by releases that called the webhook inside the request;
+    /// an unexpired one is still honoured.
+    InProgress {
+        until: EpochSecs,
+    },
+    Complete {
+        reply: Reply,
+    },
 }
 
 /// Why our order refused the notification.
@@ -152,44 +150,13 @@ pub struct UnmatchedShip<'a> {
 /// What the ship flow needs from the store.
 #[async_trait]
 pub trait ShipStore: Send + Sync {
-    /// Claims the transaction, the nonce and the order in one transaction;
-    /// writes nothing unless everything holds.
+    /// Records the payment: the order PAID with its grant pending, the
+    /// idempotency record, the nonce and the payment's binding to the
+    /// order, in one transaction; writes nothing unless everything holds.
     async fn claim(&self, claim: &ShipClaim<'_>) -> Result<ClaimResult, StoreError>;
-    /// Completes an IN_PROGRESS claim: the order becomes PAID and the reply
-    /// is stored. `false` when the claim was lost (expired and taken over).
-    async fn complete(&self, claim: &ShipClaim<'_>, reply: &Reply) -> Result<bool, StoreError>;
-    /// Drops an IN_PROGRESS claim so that a retry can succeed.
-    async fn release(&self, claim: &ShipClaim<'_>) -> Result<(), StoreError>;
     /// Keeps a signed notification that contradicts our records, for an
     /// operator; the same notification delivered again updates its record.
     async fn record_unmatched(&self, unmatched: &UnmatchedShip<'_>) -> Result<(), StoreError>;
-}
-
-/// What the partner's fulfilment webhook receives.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FulfilmentRequest {
-    pub transaction_id: TransactionId,
-    pub trade_no: TradeNo,
-    pub total_amt: Fen,
-    pub skill_id: SkillId,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_token: Option<UserToken>,
-    pub paid_at: EpochSecs,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("fulfilment webhook: {0}")]
-pub struct FulfilError(pub String);
-
-/// The partner's fulfilment webhook; `transactionId` is its idempotency key.
-#[async_trait]
-pub trait Fulfiller: Send + Sync {
-    async fn fulfil(
-        &self,
-        request: &FulfilmentRequest,
-        timeout: Duration,
-    ) -> Result<(), FulfilError>;
 }
 
 /// Why a notification was refused. None of these writes anything.
@@ -202,7 +169,6 @@ pub enum Rejection {
     PaidByOther,
     Conflict,
     InProgress,
-    FulfilmentFailed,
 }
 
 impl Rejection {
@@ -216,7 +182,6 @@ impl Rejection {
             Self::PaidByOther => "paid by another transaction",
             Self::Conflict => "conflicting transaction payload",
             Self::InProgress => "in progress, retry later",
-            Self::FulfilmentFailed => "fulfilment failed, retry later",
         }
     }
 
@@ -237,7 +202,6 @@ impl Rejection {
             Self::PaidByOther => "paid_by_other",
             Self::Conflict => "conflict",
             Self::InProgress => "in_progress",
-            Self::FulfilmentFailed => "fulfilment_failed",
         }
     }
 }
@@ -287,12 +251,14 @@ pub struct ShipSettings {
     pub accept_unknown_orders: bool,
     pub record_ttl: Duration,
     pub nonce_ttl: Duration,
+    /// How long a payment's grant may wait for the stream before the sweep
+    /// delivers it (`FULFILLMENT_RETRY_SECS`).
+    pub grant_after: Duration,
 }
 
 /// The ship notification service.
-pub struct ShipService<S, F> {
+pub struct ShipService<S> {
     pub store: S,
-    pub fulfiller: Option<F>,
     pub settings: ShipSettings,
 }
 
@@ -305,17 +271,15 @@ pub struct Decided {
     pub user_token_mismatch: bool,
 }
 
-impl<S: ShipStore, F: Fulfiller> ShipService<S, F> {
-    /// Decides one verified, parsed notification. `deadline` is when the
-    /// invocation will be stopped: an IN_PROGRESS claim expires then.
+impl<S: ShipStore> ShipService<S> {
+    /// Decides one verified, parsed notification.
     pub async fn handle(
         &self,
         notice: &ShipNotify,
         body_hash: String,
         now: EpochSecs,
-        deadline: EpochSecs,
     ) -> Result<ShipOutcome, ShipError> {
-        Ok(self.decide(notice, body_hash, now, deadline).await?.outcome)
+        Ok(self.decide(notice, body_hash, now).await?.outcome)
     }
 
     /// [`Self::handle`], also telling whether the notification's
@@ -326,7 +290,6 @@ impl<S: ShipStore, F: Fulfiller> ShipService<S, F> {
         notice: &ShipNotify,
         body_hash: String,
         now: EpochSecs,
-        deadline: EpochSecs,
     ) -> Result<Decided, ShipError> {
         let decided = |outcome, user_token_mismatch| Decided {
             outcome,
@@ -335,30 +298,21 @@ impl<S: ShipStore, F: Fulfiller> ShipService<S, F> {
         if notice.skill_id != self.settings.skill_id {
             return Ok(decided(ShipOutcome::Rejected(Rejection::WrongSkill), false));
         }
-        let mode = match self.fulfiller {
-            None => ClaimMode::Complete {
-                reply: Reply::success(),
-            },
-            Some(_) => ClaimMode::InProgress {
-                until: deadline.max(now + 1),
-            },
-        };
         let mut claim = ShipClaim {
             notice,
             fingerprint: Fingerprint::of(notice),
             body_hash,
             now,
-            mode,
+            reply: Reply::success(),
+            grant_due: now + secs(self.settings.grant_after),
             accept_unknown_orders: self.settings.accept_unknown_orders,
             record_expires: now + secs(self.settings.record_ttl),
             nonce_expires: now + secs(self.settings.nonce_ttl),
             check_user_token: notice.user_token.is_some(),
         };
         let mut found = self.store.claim(&claim).await?;
-        // The order's own userToken: the user the payment is fulfilled for.
-        let mut user_token = notice.user_token.clone();
         let mut mismatch = false;
-        if let ClaimResult::Order(OrderMismatch::UserToken { ours }) = found {
+        if let ClaimResult::Order(OrderMismatch::UserToken { .. }) = found {
             tracing::error!(
                 alert = true,
                 reason = "user_token_mismatch",
@@ -368,41 +322,11 @@ impl<S: ShipStore, F: Fulfiller> ShipService<S, F> {
                  the payment is recorded for the order, which keeps its own userToken"
             );
             mismatch = true;
-            user_token = Some(ours);
             // The second round trip happens only on a mismatch.
             claim.check_user_token = false;
             found = self.store.claim(&claim).await?;
         }
-        if found != ClaimResult::Claimed {
-            return Ok(decided(interpret(found, &claim.fingerprint), mismatch));
-        }
-        let Some(fulfiller) = &self.fulfiller else {
-            return Ok(decided(ShipOutcome::Fulfilled, mismatch));
-        };
-        let request = FulfilmentRequest {
-            transaction_id: notice.transaction_id.clone(),
-            trade_no: notice.trade_no.clone(),
-            total_amt: notice.total_amt,
-            skill_id: notice.skill_id.clone(),
-            user_token,
-            paid_at: now,
-        };
-        let budget = Duration::from_secs(u64::try_from(deadline - now - 1).unwrap_or(0).max(1));
-        let outcome = match fulfiller.fulfil(&request, budget).await {
-            Ok(()) => {
-                if self.store.complete(&claim, &Reply::success()).await? {
-                    ShipOutcome::Fulfilled
-                } else {
-                    ShipOutcome::Rejected(Rejection::InProgress)
-                }
-            }
-            Err(error) => {
-                tracing::warn!(error = %error, "fulfilment failed; releasing the claim");
-                self.store.release(&claim).await?;
-                ShipOutcome::Rejected(Rejection::FulfilmentFailed)
-            }
-        };
-        Ok(decided(outcome, mismatch))
+        Ok(decided(interpret(found, &claim.fingerprint), mismatch))
     }
 
     /// Keeps a signed notification refused because it contradicts our

@@ -4,7 +4,7 @@
 
 use super::platform::{Platform, PlatformError};
 use super::refunds::new_nonce;
-use super::ship::{body_hash, Fulfiller, ShipError, ShipOutcome, ShipService, ShipStore};
+use super::ship::{body_hash, ShipError, ShipOutcome, ShipService, ShipStore};
 use super::Order;
 use crate::protocol::{
     OrderQueryReply, OrderQueryRequest, OrderRef, QueriedOrder, RetCode, ShipNotify, SkillId,
@@ -67,12 +67,11 @@ fn alert_bad_reply(order: &Order, err: &PlatformError) {
 /// required field, has one that does not parse, or names another order or
 /// skill is [`PlatformError::BadReply`] (alerted, nothing changed), as is
 /// an unsigned or badly signed reply.
-pub async fn sync_order<S: ShipStore, F: Fulfiller>(
-    ship: &ShipService<S, F>,
+pub async fn sync_order<S: ShipStore>(
+    ship: &ShipService<S>,
     platform: &dyn Platform,
     order: &Order,
     now: EpochSecs,
-    deadline: EpochSecs,
 ) -> Result<OrderSync, SyncError> {
     let request = OrderQueryRequest::new(
         ship.settings.skill_id.clone(),
@@ -110,7 +109,7 @@ pub async fn sync_order<S: ShipStore, F: Fulfiller>(
         user_token: order.user_token.clone(),
     };
     let hash = body_hash(format!("orderquery\u{1f}{}", request.nonce_str.as_str()).as_bytes());
-    let outcome = ship.handle(&notice, hash, now, deadline).await?;
+    let outcome = ship.handle(&notice, hash, now).await?;
     if outcome == ShipOutcome::Fulfilled {
         tracing::warn!(
             transaction_id = notice.transaction_id.as_str(),

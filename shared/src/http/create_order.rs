@@ -86,6 +86,8 @@ impl CreateOrderApp {
                 refunded_amt: 0,
                 next_check_at: Some(at + crate::domain::due::secs(self.first_check)),
                 checks: 0,
+                grant: None,
+                refunds_succeeded_amt: 0,
             },
             details: request.details.clone(),
             request_key: request_key(&request),

@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use super::{body_bytes, json_response, request_id, wrong_content_type, DEFAULT_BUDGET_SECS};
+use super::{body_bytes, json_response, request_id, wrong_content_type};
 use crate::config::{Config, ConfigError};
+use crate::domain::entitlements::{Delivery, OutboxStore};
 use crate::domain::orders::{register, NewOrder, Registered};
 use crate::domain::platform::PlatformError;
 use crate::domain::refunds::{
@@ -21,7 +22,7 @@ use crate::domain::refunds::{
 };
 use crate::domain::ship::{Rejection, ShipOutcome};
 use crate::domain::sync::{sync_order, OrderSync, SyncError};
-use crate::domain::{OrderStatus, OrderStore, StoreError};
+use crate::domain::{Order, OrderStatus, OrderStore, StoreError};
 use crate::observability::error_chain;
 use crate::observability::metrics::{Event, Metric};
 use crate::platform::http_client;
@@ -214,6 +215,7 @@ enum Route<'a> {
     Refunds,
     Refund(&'a str),
     SettleRefund(&'a str),
+    Redeliver(&'a str),
 }
 
 fn route(path: &str) -> Option<Route<'_>> {
@@ -224,6 +226,7 @@ fn route(path: &str) -> Option<Route<'_>> {
     match (segments[at], &segments[at + 1..]) {
         ("orders", []) => Some(Route::Orders),
         ("orders", [id]) => Some(Route::Order(id)),
+        ("orders", [id, "redeliver"]) => Some(Route::Redeliver(id)),
         ("refunds", []) => Some(Route::Refunds),
         ("refunds", [id]) => Some(Route::Refund(id)),
         ("refunds", [id, "settle"]) => Some(Route::SettleRefund(id)),
@@ -254,7 +257,7 @@ impl PartnerApi {
     pub fn new(config: Config, store: DynamoStore, http: reqwest::Client) -> Self {
         let keys = Arc::new(config.keys.clone());
         let refunds = refund_service(&config, &keys, store.clone(), http.clone());
-        let ship = shipper(&config, &keys, store.clone(), http);
+        let ship = shipper(&config, &keys, store.clone());
         Self {
             store: store.with_shards(config.due_shards),
             refunds,
@@ -328,7 +331,8 @@ impl PartnerApi {
             (Route::Refunds, &Method::POST) => self.create_refund(request).await,
             (Route::Refund(id), &Method::GET) => self.get_refund(id, wants_sync(request)).await,
             (Route::SettleRefund(id), &Method::POST) => self.settle_refund(id, request).await,
-            (Route::Orders | Route::Refunds | Route::SettleRefund(_), _) => {
+            (Route::Redeliver(id), &Method::POST) => self.redeliver(id).await,
+            (Route::Orders | Route::Refunds | Route::SettleRefund(_) | Route::Redeliver(_), _) => {
                 Err(ApiError::MethodNotAllowed("POST"))
             }
             (Route::Order(_) | Route::Refund(_), _) => Err(ApiError::MethodNotAllowed("GET")),
@@ -365,7 +369,7 @@ impl PartnerApi {
                 );
                 Ok((StatusCode::CREATED, to_json(&order)))
             }
-            Registered::Existing(order) => Ok((StatusCode::OK, to_json(&order))),
+            Registered::Existing(order) => Ok((StatusCode::OK, self.order_view(order).await?)),
             Registered::Conflict(order) => Err(ApiError::Conflict(format!(
                 "order {} exists with other values",
                 order.trade_no
@@ -383,18 +387,10 @@ impl PartnerApi {
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no order {trade_no}")))?;
         if !sync || order.status == OrderStatus::Paid {
-            return Ok((StatusCode::OK, to_json(&order)));
+            return Ok((StatusCode::OK, self.order_view(order).await?));
         }
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        match sync_order(
-            &self.ship,
-            &self.refunds.platform,
-            &order,
-            now,
-            now + DEFAULT_BUDGET_SECS,
-        )
-        .await?
-        {
+        match sync_order(&self.ship, &self.refunds.platform, &order, now).await? {
             OrderSync::NotPaid(_)
             | OrderSync::Paid(ShipOutcome::Rejected(Rejection::InProgress)) => {}
             OrderSync::Paid(ShipOutcome::Rejected(rejection)) => {
@@ -413,7 +409,72 @@ impl PartnerApi {
             .get_order(&trade_no)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no order {trade_no}")))?;
-        Ok((StatusCode::OK, to_json(&order)))
+        Ok((StatusCode::OK, self.order_view(order).await?))
+    }
+
+    /// An order as the API shows it: the record (with its grant state) and
+    /// its refunds with their revoke state.
+    async fn order_view(&self, order: Order) -> Result<Vec<u8>, ApiError> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct RefundLine {
+            refund_trade_no: RefundTradeNo,
+            refund_amt: Fen,
+            status: RefundStatus,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            revoke: Option<Delivery>,
+        }
+        #[derive(Serialize)]
+        struct View {
+            #[serde(flatten)]
+            order: Order,
+            refunds: Vec<RefundLine>,
+        }
+        let refunds = self
+            .store
+            .refunds_of_order(&order.trade_no)
+            .await?
+            .into_iter()
+            .map(|r| RefundLine {
+                refund_trade_no: r.refund_trade_no,
+                refund_amt: r.refund_amt,
+                status: r.status,
+                revoke: r.revoke,
+            })
+            .collect();
+        Ok(to_json(&View { order, refunds }))
+    }
+
+    /// `POST /orders/{tradeNo}/redeliver`: the order's entitlement events
+    /// (its grant, the revokes of its refunds that succeeded) pending and
+    /// due now, whether delivered before or not.
+    async fn redeliver(&self, id: &str) -> Result<(StatusCode, Vec<u8>), ApiError> {
+        let trade_no =
+            TradeNo::parse(id).map_err(|e| ApiError::BadRequest(format!("tradeNo {e}")))?;
+        tracing::Span::current().record("trade_no", trade_no.as_str());
+        let order = self
+            .store
+            .get_order(&trade_no)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no order {trade_no}")))?;
+        if order.status != OrderStatus::Paid {
+            return Err(ApiError::Unprocessable(format!(
+                "order {trade_no} is not paid: it has no events"
+            )));
+        }
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let events = self.store.redeliver(&trade_no, now).await?;
+        tracing::warn!(events, "entitlement events made due again by the partner");
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Redelivered {
+            trade_no: TradeNo,
+            events: usize,
+        }
+        Ok((
+            StatusCode::ACCEPTED,
+            to_json(&Redelivered { trade_no, events }),
+        ))
     }
 
     async fn create_refund(&self, request: &Request) -> Result<(StatusCode, Vec<u8>), ApiError> {

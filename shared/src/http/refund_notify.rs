@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use super::notify::{Answer, Concerns, Inbound};
 use crate::config::Config;
-use crate::domain::refunds::{on_notification, Kept, NonceClaim, Noticed, RefundError};
+use crate::domain::refunds::{on_notification, Kept, Ledger, NonceClaim, Noticed, RefundError};
 use crate::domain::ship::body_hash;
 use crate::protocol::{RefundNotify, Reply, SkillId};
 use crate::store::DynamoStore;
@@ -21,12 +21,15 @@ pub struct RefundNotifyApp {
     store: DynamoStore,
     inbound: Inbound,
     skill_id: SkillId,
+    /// How long a `refund.succeeded` may wait for the stream.
+    revoke_after: std::time::Duration,
 }
 
 impl RefundNotifyApp {
     pub fn new(config: Config, store: DynamoStore) -> Self {
         Self {
             store: store.with_shards(config.due_shards),
+            revoke_after: config.fulfillment_retry,
             inbound: Inbound {
                 keys: Arc::new(config.keys),
             },
@@ -101,7 +104,11 @@ impl RefundNotifyApp {
             expires: now + i64::try_from(self.inbound.keys.skew.as_secs() * 2).unwrap_or(360),
         };
         let payload = String::from_utf8_lossy(body);
-        match on_notification(&self.store, notice, &payload, &nonce, now).await {
+        let ledger = Ledger {
+            store: &self.store,
+            revoke_after: self.revoke_after,
+        };
+        match on_notification(&ledger, notice, &payload, &nonce, now).await {
             Ok(Noticed::Applied(after)) => {
                 tracing::info!(status = after.status.as_str(), "refund result applied");
                 Ok(Answer::ok(Reply::success(), "applied"))

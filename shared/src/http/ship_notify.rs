@@ -16,7 +16,6 @@ use crate::platform::http_client;
 use crate::protocol::ShipNotify;
 use crate::store::DynamoStore;
 use crate::wiring::{shipper, Shipper};
-use crate::EpochSecs;
 
 fn outcome_status(outcome: &ShipOutcome) -> StatusCode {
     match outcome {
@@ -33,9 +32,11 @@ pub struct ShipNotifyApp {
 }
 
 impl ShipNotifyApp {
-    pub fn new(config: Config, store: DynamoStore, http: reqwest::Client) -> Self {
+    /// `_http` is unused since the partner's webhook is called from the
+    /// entitlements outbox; kept so that every app is built alike.
+    pub fn new(config: Config, store: DynamoStore, _http: reqwest::Client) -> Self {
         let keys = Arc::new(config.keys.clone());
-        let service = shipper(&config, &keys, store, http);
+        let service = shipper(&config, &keys, store);
         Self {
             service,
             inbound: Inbound { keys },
@@ -53,8 +54,8 @@ impl ShipNotifyApp {
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, Infallible> {
         Ok(self
             .inbound
-            .serve("ship-notify", &request, |auth, body, now, deadline| {
-                self.notify(auth, body, now, deadline)
+            .serve("ship-notify", &request, |auth, body, now, _| {
+                self.notify(auth, body, now)
             })
             .await)
     }
@@ -65,7 +66,6 @@ impl ShipNotifyApp {
         authorization: Option<&str>,
         body: &[u8],
         now: OffsetDateTime,
-        deadline: EpochSecs,
     ) -> Answer {
         let notice: ShipNotify = match self.inbound.verify(authorization, body, now) {
             Ok(notice) => notice,
@@ -81,25 +81,15 @@ impl ShipNotifyApp {
             trade_no: Some(notice.trade_no.as_str().to_owned()),
             refund_trade_no: None,
         };
-        self.decide(&notice, body, now, deadline)
+        self.decide(&notice, body, now)
             .instrument(span)
             .await
             .concerning(concerns)
     }
 
-    async fn decide(
-        &self,
-        notice: &ShipNotify,
-        body: &[u8],
-        now: OffsetDateTime,
-        deadline: EpochSecs,
-    ) -> Answer {
+    async fn decide(&self, notice: &ShipNotify, body: &[u8], now: OffsetDateTime) -> Answer {
         let now = now.unix_timestamp();
-        let decided = match self
-            .service
-            .decide(notice, body_hash(body), now, deadline)
-            .await
-        {
+        let decided = match self.service.decide(notice, body_hash(body), now).await {
             Ok(decided) => decided,
             Err(err) => return Answer::internal(&err),
         };

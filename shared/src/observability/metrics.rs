@@ -42,6 +42,7 @@ pub const DEFAULT_SERVICE: &str = "dingdang";
 pub enum Unit {
     Count,
     Milliseconds,
+    Seconds,
 }
 
 impl Unit {
@@ -49,6 +50,7 @@ impl Unit {
         match self {
             Self::Count => "Count",
             Self::Milliseconds => "Milliseconds",
+            Self::Seconds => "Seconds",
         }
     }
 }
@@ -113,8 +115,6 @@ metrics! {
     RejectedBadRequest => Count,
     /// Another delivery of the same payment is being processed (`in_progress`).
     InProgress => Count,
-    /// The fulfilment webhook failed; the platform will retry (`fulfilment_failed`).
-    FulfilmentFailed => Count,
     /// Our own failure (store, dependency) answering a notification (`error`).
     NotificationError => Count,
     /// create-order registered a new order (`created`).
@@ -133,8 +133,14 @@ metrics! {
     /// A ship notification carrying another `userToken` than the order's:
     /// the payment is recorded for the order, which keeps its own (alerted).
     UserTokenMismatch => Count,
-    /// Time the fulfilment webhook took to answer.
+    /// Time the partner's webhook took to answer.
     FulfilmentLatency => Milliseconds,
+    /// An entitlement event the partner's webhook accepted (2xx).
+    EntitlementDelivered => Count,
+    /// An entitlement event the partner's webhook refused or did not answer: retried.
+    EntitlementDeliveryFailed => Count,
+    /// How long the longest-pending entitlement event has waited (reconcile, after each sweep).
+    OldestUndeliveredSecs => Seconds,
     /// Every request to the partner API (refund-api).
     ApiRequest => Count,
     /// A partner API request that failed on our side (500, 503).
@@ -188,7 +194,6 @@ impl Metric {
             "paid_by_other" => Self::RejectedPaidByOther,
             "bad_request" => Self::RejectedBadRequest,
             "in_progress" => Self::InProgress,
-            "fulfilment_failed" => Self::FulfilmentFailed,
             "error" => Self::NotificationError,
             "created" => Self::OrderCreated,
             "applied" => Self::RefundResultApplied,
@@ -367,12 +372,29 @@ fn now_ms() -> u64 {
 }
 
 /// The time the fulfilment webhook took, and whether it succeeded.
-pub fn fulfilment_latency(elapsed: Duration, ok: bool, transaction_id: &str) {
-    Event::new("fulfilment")
+/// One call of the partner's webhook: `EntitlementDelivered` or
+/// `EntitlementDeliveryFailed`, and its latency.
+pub fn delivery(
+    elapsed: Duration,
+    event: &crate::domain::entitlements::Event,
+    error: Option<&crate::domain::entitlements::SinkError>,
+) {
+    let line = Event::new("entitlements")
         .millis(Metric::FulfilmentLatency, elapsed)
-        .prop("fulfilment", if ok { "ok" } else { "failed" })
-        .prop("transactionId", transaction_id)
-        .emit();
+        .count(if error.is_none() {
+            Metric::EntitlementDelivered
+        } else {
+            Metric::EntitlementDeliveryFailed
+        })
+        .prop("eventId", event.id())
+        .prop("eventType", event.kind());
+    match error {
+        None => line.prop("fulfilment", "ok"),
+        Some(e) => line
+            .prop("fulfilment", "failed")
+            .prop("error", e.0.as_str()),
+    }
+    .emit();
 }
 
 /// What one reconcile sweep found: orders found paid (lost notifications,
@@ -388,7 +410,7 @@ pub fn reconcile(summary: Option<&crate::domain::reconcile::Summary>) {
             .value(Metric::ReconcileErrors, 1.0)
             .emit();
     };
-    event
+    let event = event
         .value(Metric::ReconcileCompleted, 1.0)
         .value(Metric::ReconcileFoundPaid, summary.orders_fulfilled as f64)
         .value(
@@ -402,8 +424,12 @@ pub fn reconcile(summary: Option<&crate::domain::reconcile::Summary>) {
         .value(
             Metric::RefundNeedsAttention,
             summary.refunds_need_attention as f64,
-        )
-        .emit();
+        );
+    match summary.oldest_undelivered_secs {
+        Some(age) => event.value(Metric::OldestUndeliveredSecs, age as f64),
+        None => event,
+    }
+    .emit();
 }
 
 #[cfg(test)]
@@ -480,7 +506,6 @@ mod tests {
             Rejection::PaidByOther,
             Rejection::Conflict,
             Rejection::InProgress,
-            Rejection::FulfilmentFailed,
         ];
         let outcomes = rejections.into_iter().map(ShipOutcome::Rejected).chain([
             ShipOutcome::Fulfilled,

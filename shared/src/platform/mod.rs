@@ -5,7 +5,7 @@ mod fulfilment;
 mod paced;
 mod paycgi;
 
-pub use fulfilment::WebhookFulfiller;
+pub use fulfilment::{webhook_signature, WebhookSink};
 pub use paced::Paced;
 pub use paycgi::PlatformClient;
 

@@ -3,28 +3,24 @@
 
 use md5::{Digest, Md5};
 
-/// What the due index holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum DueKind {
-    Order,
-    Refund,
+pub(crate) use crate::domain::reconcile::DueKind;
+
+fn prefix(kind: DueKind) -> &'static str {
+    match kind {
+        DueKind::Order => "ORDER#DUE#",
+        DueKind::Refund => "REFUND#DUE#",
+        DueKind::Grant => "GRANT#DUE#",
+        DueKind::Revoke => "REVOKE#DUE#",
+    }
 }
 
-impl DueKind {
-    fn prefix(self) -> &'static str {
-        match self {
-            Self::Order => "ORDER#DUE#",
-            Self::Refund => "REFUND#DUE#",
-        }
-    }
-
-    /// The partition key items of this kind had before the index was
-    /// sharded; still read, so nothing written before is orphaned.
-    pub(crate) fn legacy(self) -> &'static str {
-        match self {
-            Self::Order => "ORDER#CREATED",
-            Self::Refund => "REFUND#OPEN",
-        }
+/// The partition key items of this kind had before the index was sharded;
+/// still read, so nothing written before is orphaned.
+fn legacy(kind: DueKind) -> Option<&'static str> {
+    match kind {
+        DueKind::Order => Some("ORDER#CREATED"),
+        DueKind::Refund => Some("REFUND#OPEN"),
+        DueKind::Grant | DueKind::Revoke => None,
     }
 }
 
@@ -37,14 +33,14 @@ pub(crate) fn shard_of(id: &str, shards: u16) -> u16 {
 
 /// `gsi1pk` of `id` of `kind`.
 pub(crate) fn due_partition(kind: DueKind, id: &str, shards: u16) -> String {
-    format!("{}{:02}", kind.prefix(), shard_of(id, shards))
+    format!("{}{:02}", prefix(kind), shard_of(id, shards))
 }
 
 /// Every partition key the sweep reads for `kind`.
 pub(crate) fn partitions(kind: DueKind, shards: u16) -> Vec<String> {
     (0..shards.max(1))
-        .map(|shard| format!("{}{shard:02}", kind.prefix()))
-        .chain(std::iter::once(kind.legacy().to_owned()))
+        .map(|shard| format!("{}{shard:02}", prefix(kind)))
+        .chain(legacy(kind).map(str::to_owned))
         .collect()
 }
 

@@ -19,9 +19,11 @@
 //! `ttl` is the table's TTL attribute; every condition also treats an item
 //! past its `ttl` as absent, since TTL deletion is lazy.
 
+mod delivery;
 mod due;
 mod item;
 mod orders;
+mod outbox;
 mod reconcile;
 mod refunds;
 mod ship;

@@ -4,15 +4,12 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 
+use super::delivery;
 use super::due::{due_partition, DueKind};
 use super::item::{key, n, s, sdk_error, Item, Read};
 use super::{DynamoStore, ORDER};
 use crate::domain::{Order, OrderStatus, OrderStore, StoreError};
 use crate::protocol::{Fen, TradeNo, TransactionId, UserToken};
-
-/// The `gsi1pk` of unpaid orders before the due index was sharded (and of
-/// an order a payment claim creates for an unknown tradeNo): still read.
-pub(crate) const UNPAID: &str = "ORDER#CREATED";
 
 /// `gsi1sk`: a sortable due time.
 pub(crate) fn due_key(at: i64) -> String {
@@ -37,6 +34,12 @@ pub(crate) fn order_item(order: &Order, shards: u16) -> Item {
         item.insert("paidAt".into(), n(at));
     }
     item.insert("checks".into(), n(i64::from(order.checks)));
+    if order.refunds_succeeded_amt != 0 {
+        item.insert("refundSucceededAmt".into(), n(order.refunds_succeeded_amt));
+    }
+    if let Some(grant) = &order.grant {
+        delivery::write(&mut item, "grant", grant);
+    }
     if order.status == OrderStatus::Created {
         let due = order.next_check_at.unwrap_or(order.created_at);
         item.insert("nextCheckAt".into(), n(due));
@@ -67,6 +70,8 @@ pub(crate) fn read_order(item: &Item) -> Result<Order, StoreError> {
         refunded_amt: r.opt_num("refundedAmt")?.unwrap_or(0),
         next_check_at: r.opt_num("nextCheckAt")?,
         checks: checks(&r)?,
+        grant: delivery::read(&r, "grant")?,
+        refunds_succeeded_amt: r.opt_num("refundSucceededAmt")?.unwrap_or(0),
     })
 }
 

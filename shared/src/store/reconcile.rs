@@ -5,10 +5,12 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::future::try_join_all;
 
+use super::delivery;
 use super::due::{due_partition, partitions, DueKind};
 use super::item::{key, n, s, sdk_error, Expr, Item, Read};
 use super::orders::{checks, due_key, read_order};
 use super::{DynamoStore, ORDER, REFUND, STATUS_INDEX};
+use crate::domain::entitlements::Target;
 use crate::domain::reconcile::{DueItem, ReconcileStore};
 use crate::domain::StoreError;
 use crate::protocol::{RefundTradeNo, TradeNo};
@@ -96,6 +98,25 @@ fn due_refund(item: &Item) -> Result<DueItem, StoreError> {
     })
 }
 
+fn due_delivery(kind: DueKind, item: &Item) -> Result<DueItem, StoreError> {
+    let r = Read(item);
+    let (target, prefix) = match kind {
+        DueKind::Grant => (Target::Grant(r.parsed("tradeNo", TradeNo::parse)?), "grant"),
+        _ => (
+            Target::Revoke(r.parsed("refundTradeNo", RefundTradeNo::parse)?),
+            "revoke",
+        ),
+    };
+    let delivery = delivery::read(&r, prefix)?
+        .ok_or_else(|| StoreError::new(format!("due event without `{prefix}Status`")))?;
+    Ok(DueItem::Delivery {
+        target,
+        attempts: delivery.attempts,
+        due: delivery.due_at.unwrap_or(delivery.since),
+        since: delivery.since,
+    })
+}
+
 fn due_order(item: &Item) -> Result<DueItem, StoreError> {
     let mut order = read_order(item)?;
     // Written before next checks were kept: due since it was created.
@@ -107,10 +128,10 @@ fn due_order(item: &Item) -> Result<DueItem, StoreError> {
 impl ReconcileStore for DynamoStore {
     async fn due_items(
         &self,
+        kinds: &[DueKind],
         now: EpochSecs,
         per_shard: usize,
     ) -> Result<Vec<DueItem>, StoreError> {
-        let kinds = [DueKind::Order, DueKind::Refund];
         let queries = kinds.iter().flat_map(|kind| {
             partitions(*kind, self.shards)
                 .into_iter()
@@ -124,11 +145,31 @@ impl ReconcileStore for DynamoStore {
                 due.push(match kind {
                     DueKind::Order => due_order(item)?,
                     DueKind::Refund => due_refund(item)?,
+                    DueKind::Grant | DueKind::Revoke => due_delivery(kind, item)?,
                 });
             }
         }
         due.sort_by_key(DueItem::due);
         Ok(due)
+    }
+
+    async fn oldest_pending(&self, kinds: &[DueKind]) -> Result<Option<EpochSecs>, StoreError> {
+        let queries = kinds.iter().flat_map(|kind| {
+            partitions(*kind, self.shards)
+                .into_iter()
+                .map(move |p| async move {
+                    Ok::<_, StoreError>((*kind, self.due_in(p, EpochSecs::MAX / 4, 1).await?))
+                })
+        });
+        let mut oldest: Option<EpochSecs> = None;
+        for (kind, items) in try_join_all(queries).await? {
+            for item in &items {
+                if let DueItem::Delivery { since, .. } = due_delivery(kind, item)? {
+                    oldest = Some(oldest.map_or(since, |o| o.min(since)));
+                }
+            }
+        }
+        Ok(oldest)
     }
 
     async fn reschedule_order(

@@ -5,6 +5,7 @@ use aws_sdk_dynamodb::types::{
     Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
+use super::delivery;
 use super::due::{due_partition, DueKind};
 use super::item::{failed, key, n, nonce_put, s, sdk_error, Expr, Item, Read};
 use super::orders::{checks, due_key};
@@ -48,6 +49,23 @@ fn refund_item(refund: &Refund, shards: u16) -> Item {
     }
     item.insert("checks".into(), n(i64::from(refund.checks)));
     item.insert("nextCheckAt".into(), n(refund.next_check_at));
+    if let Some(total) = refund.refunded_total_after {
+        item.insert("refundedTotalAfter".into(), n(total));
+    }
+    if let Some(revoke) = &refund.revoke {
+        delivery::write(&mut item, "revoke", revoke);
+        if let (true, Some(due)) = (revoke.is_pending(), revoke.due_at) {
+            item.insert(
+                "gsi1pk".into(),
+                s(due_partition(
+                    DueKind::Revoke,
+                    refund.refund_trade_no.as_str(),
+                    shards,
+                )),
+            );
+            item.insert("gsi1sk".into(), s(due_key(due)));
+        }
+    }
     if refund.status.is_open() {
         item.insert(
             "gsi1pk".into(),
@@ -97,6 +115,8 @@ pub(crate) fn read_refund(item: &Item) -> Result<Refund, StoreError> {
             None => r.num("updatedAt")?,
         },
         checks: checks(&r)?,
+        revoke: delivery::read(&r, "revoke")?,
+        refunded_total_after: r.opt_num("refundedTotalAfter")?,
         created_at: r.num("createdAt")?,
         updated_at: r.num("updatedAt")?,
     })
@@ -164,13 +184,22 @@ impl RefundStore for DynamoStore {
             .value(":amt", n(refund.refund_amt.get()))
             .value(":zero", n(0))
             .value(":limit", n(limit))
-            .value(":total", n(refund.total_amt.get()));
+            .value(":total", n(refund.total_amt.get()))
+            .value(
+                ":no",
+                aws_sdk_dynamodb::types::AttributeValue::Ss(vec![refund
+                    .refund_trade_no
+                    .as_str()
+                    .to_owned()]),
+            );
         let order = build(
             "order reservation",
             Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(key(super::ORDER, refund.trade_no.as_str())))
-                .update_expression("SET refundedAmt = if_not_exists(refundedAmt, :zero) + :amt")
+                .update_expression(
+                    "SET refundedAmt = if_not_exists(refundedAmt, :zero) + :amt ADD refundTradeNos :no",
+                )
                 .condition_expression(
                     "#status = :paid AND totalAmt = :total \
                      AND (attribute_not_exists(refundedAmt) OR refundedAmt <= :limit)",
@@ -277,6 +306,32 @@ impl RefundStore for DynamoStore {
                     .build(),
             )?;
             items.push(TransactWriteItem::builder().put(record).build());
+            if after.status == RefundStatus::Success && before.status != RefundStatus::Success {
+                // The order's succeeded refunds, as read when deciding.
+                let total = after
+                    .refunded_total_after
+                    .unwrap_or(before.refund_amt.get());
+                let old = total - before.refund_amt.get();
+                let expr = Expr::default()
+                    .value(":new", n(total))
+                    .value(":old", n(old));
+                let condition = if old == 0 {
+                    "attribute_not_exists(refundSucceededAmt) OR refundSucceededAmt = :old"
+                } else {
+                    "refundSucceededAmt = :old"
+                };
+                let succeeded = build(
+                    "order refunds succeeded",
+                    Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key(super::ORDER, before.trade_no.as_str())))
+                        .update_expression("SET refundSucceededAmt = :new")
+                        .condition_expression(condition)
+                        .set_expression_attribute_values(Some(expr.values))
+                        .build(),
+                )?;
+                items.push(TransactWriteItem::builder().update(succeeded).build());
+            }
             if after.status == RefundStatus::Failed && before.status != RefundStatus::Failed {
                 let expr = Expr::default().value(":amt", n(before.refund_amt.get()));
                 let release = build(
@@ -317,6 +372,12 @@ impl RefundStore for DynamoStore {
             return Ok(Applied::NonceReused);
         }
         if after.is_some() && reasons.first().is_some_and(failed) {
+            return Ok(Applied::Stale);
+        }
+        if after.is_some_and(|a| a.status == RefundStatus::Success)
+            && reasons.get(1).is_some_and(failed)
+        {
+            // Another refund of the order succeeded meanwhile: decide again.
             return Ok(Applied::Stale);
         }
         if after.is_some() && reasons.get(1).is_some_and(failed) {

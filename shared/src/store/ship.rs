@@ -9,15 +9,16 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
-    Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
+use super::due::{due_partition, DueKind};
 use super::item::{failed, key, n, nonce_put, s, sdk_error, Expr, Item, Read};
-use super::orders::{due_key, UNPAID};
+use super::orders::due_key;
 use super::{DynamoStore, ORDER, PAYMENT, TXN, UNMATCHED};
 use crate::domain::ship::{
-    ClaimMode, ClaimResult, Fingerprint, IdempotencyRecord, OrderMismatch, RecordState, ShipClaim,
-    ShipStore, UnmatchedShip,
+    ClaimResult, Fingerprint, IdempotencyRecord, OrderMismatch, RecordState, ShipClaim, ShipStore,
+    UnmatchedShip,
 };
 use crate::domain::StoreError;
 use crate::protocol::{Fen, Reply, ShipNotify, TradeNo, TransactionId, UserToken};
@@ -26,8 +27,8 @@ use crate::EpochSecs;
 const IN_PROGRESS: &str = "IN_PROGRESS";
 const COMPLETE: &str = "COMPLETE";
 
-/// The order part of a claim, for either mode.
-fn order_update(claim: &ShipClaim<'_>, table: &str) -> Result<Update, StoreError> {
+/// The order part of a claim.
+fn order_update(claim: &ShipClaim<'_>, table: &str, shards: u16) -> Result<Update, StoreError> {
     let notice = claim.notice;
     let mut set = vec![
         "totalAmt = if_not_exists(totalAmt, :amt)",
@@ -53,29 +54,40 @@ fn order_update(claim: &ShipClaim<'_>, table: &str) -> Result<Update, StoreError
             same_user = " AND (attribute_not_exists(userToken) OR userToken = :token)";
         }
     }
-    let remove = match &claim.mode {
-        ClaimMode::Complete { .. } => {
-            set.extend(["#status = :paid", "transactionId = :txn", "paidAt = :now"]);
-            expr = expr.value(":paid", s("PAID"));
-            " REMOVE gsi1pk, gsi1sk, claimTxn, claimUntil"
-        }
-        ClaimMode::InProgress { until } => {
-            set.extend([
-                "claimTxn = :txn",
-                "claimUntil = :until",
-                "#status = if_not_exists(#status, :created)",
-                "gsi1pk = if_not_exists(gsi1pk, :unpaid)",
-                "gsi1sk = if_not_exists(gsi1sk, :due)",
-            ]);
-            expr = expr
-                .value(":until", n(*until))
-                .value(":unpaid", s(UNPAID))
-                .value(":due", s(due_key(claim.now)));
-            ""
-        }
-    };
+    // PAID, and its grant pending in the outbox: due in the index when the
+    // stream has not delivered it by then. An order still unpaid at the
+    // sweep's maximum age (EXPIRED) is paid all the same: the user paid.
+    set.extend([
+        "#status = :paid",
+        "transactionId = :txn",
+        "paidAt = :now",
+        "grantStatus = :pending",
+        "grantSince = :now",
+        "grantDueAt = :grantdue",
+        "grantAttempts = :zero",
+        "gsi1pk = :grantpk",
+        "gsi1sk = :grantsk",
+    ]);
+    expr = expr
+        .value(":paid", s("PAID"))
+        .value(":expired", s("EXPIRED"))
+        .value(":pending", s("PENDING"))
+        .value(":grantdue", n(claim.grant_due))
+        .value(":zero", n(0))
+        .value(
+            ":grantpk",
+            s(due_partition(
+                DueKind::Grant,
+                notice.trade_no.as_str(),
+                shards,
+            )),
+        )
+        .value(":grantsk", s(due_key(claim.grant_due)));
+    let remove = " REMOVE claimTxn, claimUntil, nextCheckAt";
+    // A claim left by a release that called the webhook inside the request
+    // is honoured until it expires.
     let payable = format!(
-        "(#status = :created AND totalAmt = :amt \
+        "(#status IN (:created, :expired) AND totalAmt = :amt \
          AND (attribute_not_exists(claimTxn) OR claimTxn = :txn OR claimUntil < :now){same_user})"
     );
     let condition = if claim.accept_unknown_orders {
@@ -102,16 +114,8 @@ fn record_put(claim: &ShipClaim<'_>, table: &str) -> Result<Put, StoreError> {
     item.insert("tradeNo".into(), s(notice.trade_no.as_str()));
     item.insert("fingerprint".into(), s(claim.fingerprint.as_str()));
     item.insert("ttl".into(), n(claim.record_expires));
-    match &claim.mode {
-        ClaimMode::Complete { reply } => {
-            item.insert("status".into(), s(COMPLETE));
-            item.insert("reply".into(), s(reply_json(reply)));
-        }
-        ClaimMode::InProgress { until } => {
-            item.insert("status".into(), s(IN_PROGRESS));
-            item.insert("until".into(), n(*until));
-        }
-    }
+    item.insert("status".into(), s(COMPLETE));
+    item.insert("reply".into(), s(reply_json(&claim.reply)));
     let expr = Expr::default()
         .name("#ttl", "ttl")
         .name("#status", "status")
@@ -135,21 +139,14 @@ fn record_put(claim: &ShipClaim<'_>, table: &str) -> Result<Put, StoreError> {
 /// written by the claim, refused when it names another order. Refunds that
 /// name the payment rather than the order read it too. `paidAt` is set once
 /// the order is PAID.
-fn payment_update(
-    notice: &ShipNotify,
-    now: EpochSecs,
-    paid: bool,
-    table: &str,
-) -> Result<Update, StoreError> {
-    let mut set = vec![
+fn payment_update(notice: &ShipNotify, now: EpochSecs, table: &str) -> Result<Update, StoreError> {
+    let set = [
         "#kind = :payment",
         "tradeNo = :trade",
         "totalAmt = if_not_exists(totalAmt, :amt)",
         "claimedAt = if_not_exists(claimedAt, :now)",
+        "paidAt = if_not_exists(paidAt, :now)",
     ];
-    if paid {
-        set.push("paidAt = if_not_exists(paidAt, :now)");
-    }
     let expr = Expr::default()
         .name("#kind", "kind")
         .value(":payment", s("PAYMENT"))
@@ -238,7 +235,7 @@ impl ShipStore for DynamoStore {
     async fn claim(&self, claim: &ShipClaim<'_>) -> Result<ClaimResult, StoreError> {
         let mut items = vec![
             TransactWriteItem::builder()
-                .update(order_update(claim, &self.table)?)
+                .update(order_update(claim, &self.table, self.shards)?)
                 .build(),
             TransactWriteItem::builder()
                 .put(record_put(claim, &self.table)?)
@@ -253,10 +250,9 @@ impl ShipStore for DynamoStore {
                 )?)
                 .build(),
         ];
-        let paid = matches!(claim.mode, ClaimMode::Complete { .. });
         items.push(
             TransactWriteItem::builder()
-                .update(payment_update(claim.notice, claim.now, paid, &self.table)?)
+                .update(payment_update(claim.notice, claim.now, &self.table)?)
                 .build(),
         );
         let Some(reasons) = self.transact(items).await? else {
@@ -281,101 +277,6 @@ impl ShipStore for DynamoStore {
         // Cancelled for another reason (a concurrent transaction on the same
         // items): the caller answers FAIL and the platform retries.
         Ok(ClaimResult::Contended)
-    }
-
-    async fn complete(&self, claim: &ShipClaim<'_>, reply: &Reply) -> Result<bool, StoreError> {
-        let notice = claim.notice;
-        let order = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(ORDER, notice.trade_no.as_str())))
-            .update_expression(
-                "SET #status = :paid, transactionId = :txn, paidAt = :now \
-                 REMOVE claimTxn, claimUntil, gsi1pk, gsi1sk",
-            )
-            .condition_expression("claimTxn = :txn AND #status = :created")
-            .set_expression_attribute_names(Some(Expr::default().name("#status", "status").names))
-            .set_expression_attribute_values(Some(
-                Expr::default()
-                    .value(":paid", s("PAID"))
-                    .value(":created", s("CREATED"))
-                    .value(":txn", s(notice.transaction_id.as_str()))
-                    .value(":now", n(claim.now))
-                    .values,
-            ))
-            .build()
-            .map_err(|e| StoreError::with_source("build order completion", e))?;
-        let expr = Expr::default()
-            .name("#status", "status")
-            .name("#until", "until")
-            .name("#ttl", "ttl")
-            .value(":complete", s(COMPLETE))
-            .value(":inprogress", s(IN_PROGRESS))
-            .value(":reply", s(reply_json(reply)))
-            .value(":fp", s(claim.fingerprint.as_str()))
-            .value(":ttl", n(claim.record_expires));
-        let record = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(TXN, notice.transaction_id.as_str())))
-            .update_expression("SET #status = :complete, reply = :reply, #ttl = :ttl REMOVE #until")
-            .condition_expression("#status = :inprogress AND fingerprint = :fp")
-            .set_expression_attribute_names(Some(expr.names))
-            .set_expression_attribute_values(Some(expr.values))
-            .build()
-            .map_err(|e| StoreError::with_source("build record completion", e))?;
-        let items = vec![
-            TransactWriteItem::builder().update(order).build(),
-            TransactWriteItem::builder().update(record).build(),
-            TransactWriteItem::builder()
-                .update(payment_update(notice, claim.now, true, &self.table)?)
-                .build(),
-        ];
-        Ok(self.transact(items).await?.is_none())
-    }
-
-    async fn release(&self, claim: &ShipClaim<'_>) -> Result<(), StoreError> {
-        let notice = claim.notice;
-        let order = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(ORDER, notice.trade_no.as_str())))
-            .update_expression("REMOVE claimTxn, claimUntil")
-            .condition_expression("claimTxn = :txn")
-            .set_expression_attribute_values(Some(
-                Expr::default()
-                    .value(":txn", s(notice.transaction_id.as_str()))
-                    .values,
-            ))
-            .build()
-            .map_err(|e| StoreError::with_source("build order release", e))?;
-        let expr = Expr::default()
-            .name("#status", "status")
-            .value(":inprogress", s(IN_PROGRESS))
-            .value(":fp", s(claim.fingerprint.as_str()));
-        let record = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(TXN, notice.transaction_id.as_str())))
-            .condition_expression("#status = :inprogress AND fingerprint = :fp")
-            .set_expression_attribute_names(Some(expr.names))
-            .set_expression_attribute_values(Some(expr.values))
-            .build()
-            .map_err(|e| StoreError::with_source("build record release", e))?;
-        // The binding of an unpaid claim goes with it: the transactionId
-        // has paid nothing yet.
-        let expr = Expr::default().value(":trade", s(notice.trade_no.as_str()));
-        let payment = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(PAYMENT, notice.transaction_id.as_str())))
-            .condition_expression(
-                "attribute_not_exists(pk) OR (tradeNo = :trade AND attribute_not_exists(paidAt))",
-            )
-            .set_expression_attribute_values(Some(expr.values))
-            .build()
-            .map_err(|e| StoreError::with_source("build payment release", e))?;
-        let items = vec![
-            TransactWriteItem::builder().update(order).build(),
-            TransactWriteItem::builder().delete(record).build(),
-            TransactWriteItem::builder().delete(payment).build(),
-        ];
-        self.transact(items).await.map(|_| ())
     }
 
     async fn record_unmatched(&self, unmatched: &UnmatchedShip<'_>) -> Result<(), StoreError> {

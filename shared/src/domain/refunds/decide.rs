@@ -272,6 +272,8 @@ mod tests {
             submissions,
             next_check_at: 0,
             checks: 0,
+            revoke: None,
+            refunded_total_after: None,
             created_at: 0,
             updated_at: 0,
         }

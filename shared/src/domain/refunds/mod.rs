@@ -27,6 +27,7 @@ use serde::Serialize;
 pub use decide::{decide, transition, Decision, Facts, Hold, Said, Source};
 
 use super::due::secs;
+use super::entitlements::Delivery;
 use super::platform::{Platform, PlatformError};
 use super::{Order, OrderStatus, StoreError};
 use crate::protocol::{
@@ -108,6 +109,13 @@ pub struct Refund {
     pub next_check_at: EpochSecs,
     /// How many times the sweep asked the platform about it.
     pub checks: u32,
+    /// Once SUCCESS: the delivery of `refund.succeeded` to the partner's
+    /// systems.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoke: Option<super::entitlements::Delivery>,
+    /// Once SUCCESS: the order's succeeded refunds, this one included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refunded_total_after: Option<i64>,
     pub created_at: EpochSecs,
     pub updated_at: EpochSecs,
 }
@@ -301,6 +309,9 @@ pub struct RefundSettings {
     /// How long after it was requested the sweep first asks about a refund
     /// still open.
     pub first_check: Duration,
+    /// How long a `refund.succeeded` may wait for the stream before the
+    /// sweep delivers it.
+    pub revoke_after: Duration,
 }
 
 /// The default of [`RefundSettings::attention_after`]: 24 hours.
@@ -334,6 +345,13 @@ fn same_request(refund: &Refund, new: &NewRefund) -> bool {
 }
 
 impl<S: RefundStore, P: Platform> RefundService<S, P> {
+    fn ledger(&self) -> Ledger<'_> {
+        Ledger {
+            store: &self.store,
+            revoke_after: self.settings.revoke_after,
+        }
+    }
+
     /// Records a refund, reserves its amount and asks the platform.
     pub async fn request(&self, new: NewRefund, now: EpochSecs) -> Result<Requested, RefundError> {
         if let Some(existing) = self.store.get_refund(&new.refund_trade_no).await? {
@@ -366,6 +384,8 @@ impl<S: RefundStore, P: Platform> RefundService<S, P> {
             submissions: 1,
             next_check_at: now + secs(self.settings.first_check),
             checks: 0,
+            revoke: None,
+            refunded_total_after: None,
             created_at: now,
             updated_at: now,
         };
@@ -416,7 +436,7 @@ impl<S: RefundStore, P: Platform> RefundService<S, P> {
         match self.platform.refund(&request).await {
             Ok(reply) => {
                 settle(
-                    &self.store,
+                    &self.ledger(),
                     refund,
                     source,
                     &Said::refund_reply(&reply),
@@ -469,7 +489,7 @@ impl<S: RefundStore, P: Platform> RefundService<S, P> {
         );
         let reply = self.platform.refund_query(&request).await?;
         let queried = settle(
-            &self.store,
+            &self.ledger(),
             refund,
             Source::Query,
             &Said::query_reply(&reply),
@@ -546,7 +566,7 @@ impl<S: RefundStore, P: Platform> RefundService<S, P> {
             facts: Facts::default(),
             reason: note,
         };
-        let settled = settle(&self.store, refund, Source::Operator, &said, None, now).await?;
+        let settled = settle(&self.ledger(), refund, Source::Operator, &said, None, now).await?;
         tracing::warn!(
             alert = true,
             reason = "refund_settled_by_operator",
@@ -558,20 +578,44 @@ impl<S: RefundStore, P: Platform> RefundService<S, P> {
     }
 }
 
+/// The store and the outbox delay every report is applied with.
+#[derive(Clone, Copy)]
+pub struct Ledger<'a> {
+    pub store: &'a dyn RefundStore,
+    /// How long a refund's `refund.succeeded` may wait for the stream
+    /// before the sweep delivers it.
+    pub revoke_after: Duration,
+}
+
 /// Applies what `said` (from `source`) does to `refund`: decides on the
 /// record as read, writes under the condition that it is still so, and
 /// decides again on the fresh record when it changed underneath.
 pub async fn settle(
-    store: &dyn RefundStore,
+    ledger: &Ledger<'_>,
     mut refund: Refund,
     source: Source,
     said: &Said,
     nonce: Option<&NonceClaim>,
     now: EpochSecs,
 ) -> Result<Settled, RefundError> {
+    let store = ledger.store;
     for _ in 0..5 {
         let decision = decide(&refund, source, said);
         let (after, outcome) = match decision {
+            Decision::Move(RefundStatus::Success) => {
+                // The revoke event says how much of the order is refunded
+                // with this one: the order's succeeded refunds are added to
+                // under the condition that they are still what was read.
+                let order = store
+                    .find_order(&OrderRef::TradeNo(refund.trade_no.clone()))
+                    .await?
+                    .ok_or(RefundError::OrderNotFound)?;
+                let mut after = refund.moved(RefundStatus::Success, said, now);
+                after.refunded_total_after =
+                    Some(order.refunds_succeeded_amt + refund.refund_amt.get());
+                after.revoke = Some(Delivery::pending(now, now + secs(ledger.revoke_after)));
+                (Some(after), Outcome::Moved)
+            }
             Decision::Move(to) => (Some(refund.moved(to, said, now)), Outcome::Moved),
             Decision::Keep => (None, Outcome::Unchanged),
             Decision::Hold(hold) => {
@@ -676,12 +720,13 @@ pub enum Noticed {
 /// with ours, or one contradicting a final state changes nothing and is
 /// kept, with its body, for an operator.
 pub async fn on_notification(
-    store: &dyn RefundStore,
+    ledger: &Ledger<'_>,
     notice: &RefundNotify,
     body: &str,
     nonce: &NonceClaim,
     now: EpochSecs,
 ) -> Result<Noticed, RefundError> {
+    let store = ledger.store;
     let Some(refund) = store.get_refund(&notice.refund_trade_no).await? else {
         store
             .keep_notice(&notice.refund_trade_no, Kept::UnknownRefund, body, now)
@@ -696,7 +741,15 @@ pub async fn on_notification(
         return Ok(Noticed::Kept(Kept::UnknownRefund, None));
     };
     let said = Said::notification(notice);
-    let settled = settle(store, refund, Source::Notification, &said, Some(nonce), now).await?;
+    let settled = settle(
+        ledger,
+        refund,
+        Source::Notification,
+        &said,
+        Some(nonce),
+        now,
+    )
+    .await?;
     let kept = match settled.outcome {
         Outcome::Moved => return Ok(Noticed::Applied(settled.refund)),
         Outcome::Unchanged => return Ok(Noticed::Acknowledged(settled.refund)),

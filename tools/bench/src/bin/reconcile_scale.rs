@@ -119,6 +119,8 @@ async fn main() -> Result<()> {
                     refunded_amt: 0,
                     next_check_at: Some(created + i64::try_from(i / 100).unwrap_or(0)),
                     checks: 0,
+                    grant: None,
+                    refunds_succeeded_amt: 0,
                 };
                 store.insert_order(&order).await
             }
