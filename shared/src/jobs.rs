@@ -285,11 +285,18 @@ impl EntitlementsApp {
                     "entitlement event delivered again (recorded by another delivery)"
                 ),
                 Ok(Delivered::NothingPending) => {}
-                Err(OutboxError::NotFound(what)) => {
-                    tracing::warn!(target = ?target, what, "entitlements: a stream record names an item that is gone")
-                }
+                // The item is gone (deleted by hand): nothing to deliver.
+                Err(OutboxError::NotFound(_)) => {}
                 Err(err) => {
-                    tracing::warn!(target = ?target, error = %err, "entitlement event not delivered; retried from this record");
+                    let event_id = match &err {
+                        OutboxError::Sink { event_id, .. } => event_id.as_str(),
+                        OutboxError::GrantFirst(inner) => match inner.as_ref() {
+                            OutboxError::Sink { event_id, .. } => event_id.as_str(),
+                            _ => "",
+                        },
+                        _ => "",
+                    };
+                    tracing::warn!(target = ?target, event_id, error = %err, "entitlement event not delivered; retried from this record");
                     return vec![record.dynamodb.sequence_number];
                 }
             }

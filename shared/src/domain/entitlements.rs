@@ -191,8 +191,13 @@ pub trait OutboxStore: Send + Sync {
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
-    #[error(transparent)]
-    Sink(#[from] SinkError),
+    #[error("{event_id}: {source}")]
+    Sink {
+        /// The event the webhook did not take.
+        event_id: String,
+        #[source]
+        source: SinkError,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("no such {0}")]
@@ -257,7 +262,13 @@ impl Outbox<'_> {
                 .await
                 .map_err(|e| OutboxError::GrantFirst(Box::new(e)))?;
         }
-        self.sink.send(&event, now).await?;
+        self.sink
+            .send(&event, now)
+            .await
+            .map_err(|source| OutboxError::Sink {
+                event_id: event.id(),
+                source,
+            })?;
         if self.store.mark_delivered(target, now).await? {
             Ok(Delivered::Sent(event))
         } else {
