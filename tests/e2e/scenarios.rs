@@ -316,10 +316,14 @@ async fn a_ship_notify_fulfilling_every_delivery_is_caught() {
             .await;
             let notice: serde_json::Value = serde_json::from_slice(&body).unwrap();
             let fulfilment = serde_json::to_vec(&notice).unwrap();
-            let auth = hmac_keys(SECRET).sign(&fulfilment, OffsetDateTime::now_utc());
+            let signature = dingdang::platform::webhook_signature(
+                &dingdang::signing::HmacSecret::new(dingdang_tests::WEBHOOK_SECRET),
+                OffsetDateTime::now_utc().unix_timestamp(),
+                &fulfilment,
+            );
             let granted = reqwest::Client::new()
                 .post(&fulfil)
-                .header("authorization", auth.to_string())
+                .header("dingdang-signature", signature)
                 .header("idempotency-key", notice["transactionId"].as_str().unwrap())
                 .body(fulfilment)
                 .send()

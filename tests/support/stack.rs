@@ -31,6 +31,7 @@ pub async fn spawn_stack(
     config.refund_delay = Duration::from_millis(200);
     config.ship_notify_url = Some(format!("{}/ship-notify", app.base));
     config.refund_notify_url = Some(format!("{}/refund-notify", app.base));
+    config.fulfillment_secret = Some(crate::WEBHOOK_SECRET.to_owned());
     tune(&mut config);
     let sim = Simulator::bind(config, addr)
         .await

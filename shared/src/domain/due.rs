@@ -83,10 +83,7 @@ impl SweepClock {
         Self {
             offset_secs: 0,
             stop_at: Instant::now() + left.saturating_sub(margin),
-            deadline: deadline
-                .duration_since(UNIX_EPOCH)
-                .map(|d| secs(d))
-                .unwrap_or(0),
+            deadline: deadline.duration_since(UNIX_EPOCH).map(secs).unwrap_or(0),
         }
     }
 

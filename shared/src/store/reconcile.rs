@@ -43,6 +43,7 @@ impl DynamoStore {
     }
 
     /// Moves `pk`'s next check under its shard, while `condition` holds.
+    #[allow(clippy::too_many_arguments)]
     async fn reschedule(
         &self,
         pk: Item,

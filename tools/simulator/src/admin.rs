@@ -3,7 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use dingdang::protocol::RefundStatus;
 use serde_json::{json, Value};
@@ -106,22 +106,40 @@ impl Simulator {
         }
     }
 
-    /// `POST /fulfil`: a stand-in for the partner's fulfilment webhook that
-    /// counts what it is asked to fulfil, by `Idempotency-Key`. The request
-    /// must be signed with the skill's keys (as the functions sign it).
+    /// `POST /fulfil`: a stand-in for the partner's webhook that counts the
+    /// entitlement events it accepts, by `Idempotency-Key` (a
+    /// `payment.succeeded:<transactionId>` event counts under its
+    /// `transactionId`). The event must carry a `Dingdang-Signature` that
+    /// verifies with [`SimConfig::fulfillment_secret`](crate::SimConfig::fulfillment_secret)
+    /// and is at most 300 s old.
     fn fulfil(&self, headers: &HeaderMap, body: &[u8]) -> (StatusCode, Value) {
-        let authorization = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if let Err(e) =
-            self.inner
-                .config
-                .keys
-                .verify(authorization, body, OffsetDateTime::now_utc())
-        {
+        let signature = headers
+            .get("dingdang-signature")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let verified = self
+            .inner
+            .config
+            .fulfillment_secret
+            .as_deref()
+            .is_some_and(|secret| {
+                let t = signature
+                    .split(',')
+                    .find_map(|kv| kv.trim().strip_prefix("t="))
+                    .and_then(|t| t.parse::<i64>().ok());
+                t.is_some_and(|t| {
+                    (OffsetDateTime::now_utc().unix_timestamp() - t).abs() <= 300
+                        && dingdang::platform::webhook_signature(
+                            &dingdang::signing::HmacSecret::new(secret),
+                            t,
+                            body,
+                        ) == signature
+                })
+            });
+        if !verified {
             return (
                 StatusCode::UNAUTHORIZED,
-                json!({"ok": false, "error": format!("bad signature: {e}")}),
+                json!({"ok": false, "error": "bad signature"}),
             );
         }
         let Some(key) = headers
@@ -134,6 +152,7 @@ impl Simulator {
                 json!({"ok": false, "error": "no Idempotency-Key"}),
             );
         };
+        let key = key.strip_prefix("payment.succeeded:").unwrap_or(key);
         let count = {
             let mut fulfilments = lock(&self.inner.fulfilments);
             let count = fulfilments.entry(key.to_owned()).or_insert(0);

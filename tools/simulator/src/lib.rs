@@ -198,6 +198,9 @@ pub struct SimConfig {
     pub ship_notify_url: Option<String>,
     /// `false`: replies carry no `Authorization`.
     pub sign_replies: bool,
+    /// The partner's `FULFILLMENT_SECRET`: `/fulfil` accepts only events
+    /// whose `Dingdang-Signature` verifies with it.
+    pub fulfillment_secret: Option<String>,
 }
 
 impl SimConfig {
@@ -212,6 +215,7 @@ impl SimConfig {
             refund_notify_url: None,
             ship_notify_url: None,
             sign_replies: true,
+            fulfillment_secret: None,
         }
     }
 
@@ -274,7 +278,9 @@ impl SimConfig {
                 }
             }
         };
-        Ok(Self::new(skill_id, keys))
+        let mut config = Self::new(skill_id, keys);
+        config.fulfillment_secret = var("FULFILLMENT_SECRET");
+        Ok(config)
     }
 }
 
