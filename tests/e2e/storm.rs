@@ -176,14 +176,17 @@ async fn a_storm_of_copies_over_http_calls_the_webhook_once_per_transaction() {
         TRANSACTIONS,
         "one fulfilment per transaction"
     );
-    // Each fulfilment carried its own transactionId as the idempotency key.
+    // Each fulfilment carried its own payment's event id as the idempotency key.
     let mut keys: Vec<String> = webhook
         .requests()
         .into_iter()
         .map(|(key, _)| key.expect("an Idempotency-Key"))
         .collect();
     keys.sort();
-    let mut expected: Vec<String> = orders.iter().map(|(txn, _)| txn.clone()).collect();
+    let mut expected: Vec<String> = orders
+        .iter()
+        .map(|(txn, _)| format!("payment.succeeded:{txn}"))
+        .collect();
     expected.sort();
     assert_eq!(keys, expected);
     assert_all_paid_once(&app, &orders).await;

@@ -128,21 +128,32 @@ async fn ledger_views_and_settling_a_refund_now() {
 
 #[tokio::test]
 async fn the_fulfilment_endpoint_counts_signed_requests_by_key() {
-    let (sim, base) = sim(Duration::from_secs(2)).await;
+    const WEBHOOK: &str = "whsec_sim_test";
+    let mut config = SimConfig::hmac(SKILL, SECRET);
+    config.fulfillment_secret = Some(WEBHOOK.to_owned());
+    let sim = Simulator::spawn(config).await;
+    let base = format!("http://{}", sim.addr());
     let client = reqwest::Client::new();
-    let body = br#"{"transactionId":"TX1","tradeNo":"O1"}"#.to_vec();
-    let signed = |body: &[u8]| {
-        hmac_keys(SECRET)
-            .sign(body, OffsetDateTime::now_utc())
-            .to_string()
+    let body = br#"{"id":"payment.succeeded:TX1","type":"payment.succeeded"}"#.to_vec();
+    let signed = |secret: &str, body: &[u8]| {
+        dingdang::platform::webhook_signature(
+            &dingdang::signing::HmacSecret::new(secret),
+            OffsetDateTime::now_utc().unix_timestamp(),
+            body,
+        )
+    };
+    let post = |signature: Option<String>, key: Option<&str>| {
+        let mut request = client.post(format!("{base}/fulfil")).body(body.clone());
+        if let Some(signature) = signature {
+            request = request.header("dingdang-signature", signature);
+        }
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        request.send()
     };
     for expected in 1..=2 {
-        let reply: Value = client
-            .post(format!("{base}/fulfil"))
-            .header("authorization", signed(&body))
-            .header("idempotency-key", "TX1")
-            .body(body.clone())
-            .send()
+        let reply: Value = post(Some(signed(WEBHOOK, &body)), Some("payment.succeeded:TX1"))
             .await
             .unwrap()
             .json()
@@ -150,28 +161,32 @@ async fn the_fulfilment_endpoint_counts_signed_requests_by_key() {
             .unwrap();
         assert_eq!(reply["count"], expected, "{reply}");
     }
-    // Unsigned, or without a key: refused and not counted.
-    let unsigned = client
-        .post(format!("{base}/fulfil"))
-        .header("idempotency-key", "TX2")
-        .body(body.clone())
-        .send()
+    let revoke = post(Some(signed(WEBHOOK, &body)), Some("refund.succeeded:R1"))
         .await
         .unwrap();
+    assert_eq!(revoke.status().as_u16(), 200);
+    // Unsigned, signed with another secret, or without a key: refused and
+    // not counted.
+    let unsigned = post(None, Some("payment.succeeded:TX2")).await.unwrap();
     assert_eq!(unsigned.status().as_u16(), 401);
-    let keyless = client
-        .post(format!("{base}/fulfil"))
-        .header("authorization", signed(&body))
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+    let forged = post(
+        Some(signed("another", &body)),
+        Some("payment.succeeded:TX2"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(forged.status().as_u16(), 401);
+    let keyless = post(Some(signed(WEBHOOK, &body)), None).await.unwrap();
     assert_eq!(keyless.status().as_u16(), 400);
 
+    // A payment counts under its transactionId, a refund under its event id.
     assert_eq!(sim.fulfilments("TX1"), 2);
     assert_eq!(sim.fulfilments("TX2"), 0);
     let (_, all) = get(format!("{base}/admin/fulfilments")).await;
-    assert_eq!(all, json!({"total": 2, "keys": {"TX1": 2}}));
+    assert_eq!(
+        all,
+        json!({"total": 3, "keys": {"TX1": 2, "refund.succeeded:R1": 1}})
+    );
     let (_, one) = get(format!("{base}/admin/fulfilments/TX2")).await;
     assert_eq!(one, json!({"key": "TX2", "count": 0}));
 }
