@@ -3,7 +3,9 @@
 //! AWS settings come from the standard environment: `AWS_ENDPOINT_URL_DYNAMODB`
 //! (e.g. the local moto server), `AWS_REGION` (default `us-east-1`), and
 //! credentials (`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, any value
-//! locally).
+//! locally). The stream pump reads the stream at
+//! `AWS_ENDPOINT_URL_DYNAMODB_STREAMS`, or at `AWS_ENDPOINT_URL_DYNAMODB`
+//! when that is not set (moto serves both on one port).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +31,31 @@ enum Command {
     /// Sign a ship notification as the platform, POST it, print the reply
     /// and whether the reply's own signature verifies.
     SendShip(SendShipArgs),
+    /// Feed the table's stream to the entitlements function under
+    /// `cargo lambda watch` (which has no streams), as Lambda would: the
+    /// records the template's filter lets through, in Lambda's stream event,
+    /// resent from the first record the function reports as failed.
+    StreamPump(StreamPumpArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct StreamPumpArgs {
+    /// The table whose stream to read.
+    #[arg(long, env = "TABLE_NAME")]
+    table: String,
+    /// The entitlements function's invoke endpoint.
+    #[arg(long, default_value = devkit::stream::DEFAULT_INVOKE_URL)]
+    invoke_url: String,
+    /// Read the stream from its oldest record instead of from now.
+    #[arg(long)]
+    from_start: bool,
+    /// Milliseconds between two reads of the stream.
+    #[arg(long, default_value_t = 500)]
+    poll_ms: u64,
+    /// Invocations of one batch before giving up on it (the reconcile
+    /// sweep delivers what is left).
+    #[arg(long, default_value_t = 10)]
+    max_tries: u32,
 }
 
 /// Keys are the platform's side, from the same variables as the functions'
@@ -155,11 +182,39 @@ async fn create_table(args: CreateTableArgs) -> Result<()> {
     Ok(())
 }
 
+async fn stream_pump(args: StreamPumpArgs) -> Result<()> {
+    use devkit::stream::{streams_client, Pump, PumpSettings};
+    let config = aws_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let streams = streams_client(&config, |name| std::env::var(name).ok());
+    let settings = PumpSettings {
+        invoke_url: args.invoke_url,
+        from_start: args.from_start,
+        max_tries: args.max_tries.max(1),
+        ..PumpSettings::default()
+    };
+    let pump = Pump::start(&dynamodb, streams, &args.table, settings).await?;
+    eprintln!(
+        "stream-pump: reading {} ({}) every {} ms, invoking {}",
+        pump.stream_arn(),
+        if args.from_start {
+            "from its oldest record"
+        } else {
+            "from now on"
+        },
+        args.poll_ms,
+        pump.settings().invoke_url
+    );
+    pump.run(std::time::Duration::from_millis(args.poll_ms))
+        .await
+}
+
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::CreateTable(args) => create_table(args).await,
         Command::Sign(args) => sign(args),
         Command::SendShip(args) => send_ship(args).await,
+        Command::StreamPump(args) => stream_pump(args).await,
     }
 }
 
