@@ -474,13 +474,11 @@ fn the_filter_is_the_templates() {
         eprintln!("template.yaml has no DynamoDB stream trigger with FilterCriteria yet");
         return;
     }
-    let ours: Vec<Value> = FILTER_PATTERNS
+    let mut ours: Vec<Value> = FILTER_PATTERNS
         .iter()
         .map(|p| serde_json::from_str(p).unwrap())
         .collect();
-    let mut found = found;
     found.sort_by_key(|v| v.to_string());
-    let mut ours = ours;
     ours.sort_by_key(|v| v.to_string());
     assert_eq!(
         found, ours,
