@@ -1,5 +1,8 @@
 //! The admin endpoints (`/admin/...`: pay by hand, ledger views, settle a
-//! refund now) and the counting fulfilment endpoint (`/fulfil`).
+//! refund now) and the counting fulfilment endpoint (`/fulfil`, and its
+//! outage switch).
+
+use std::sync::atomic::Ordering;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -111,8 +114,16 @@ impl Simulator {
     /// `payment.succeeded:<transactionId>` event counts under its
     /// `transactionId`). The event must carry a `Dingdang-Signature` that
     /// verifies with [`SimConfig::fulfillment_secret`](crate::SimConfig::fulfillment_secret)
-    /// and is at most 300 s old.
+    /// and is at most 300 s old. During an outage
+    /// ([`Simulator::set_fulfil_outage`]) it answers 503 to everything.
     fn fulfil(&self, headers: &HeaderMap, body: &[u8]) -> (StatusCode, Value) {
+        if self.inner.fulfil_down.load(Ordering::Relaxed) {
+            self.inner.fulfil_refused.fetch_add(1, Ordering::Relaxed);
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"ok": false, "error": "webhook outage (POST /admin/fulfil-outage {\"down\":false} ends it)"}),
+            );
+        }
         let signature = headers
             .get("dingdang-signature")
             .and_then(|v| v.to_str().ok())
@@ -206,6 +217,26 @@ impl Simulator {
 
     fn behaviours_json(&self) -> Vec<Value> {
         self.behaviours().iter().map(Rule::to_json).collect()
+    }
+
+    /// `POST /admin/fulfil-outage` `{"down":true|false}`:
+    /// `{"retCode":"SUCCESS","down":..,"refused":n}`.
+    fn admin_set_fulfil_outage(&self, body: &[u8]) -> (StatusCode, Value) {
+        let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let Some(down) = request["down"].as_bool() else {
+            return bad_request("expected {\"down\":true} or {\"down\":false}");
+        };
+        self.set_fulfil_outage(down);
+        self.admin_fulfil_outage()
+    }
+
+    /// `GET /admin/fulfil-outage`: `{"retCode":"SUCCESS","down":..,"refused":n}`.
+    fn admin_fulfil_outage(&self) -> (StatusCode, Value) {
+        let (down, refused) = self.fulfil_outage();
+        (
+            StatusCode::OK,
+            json!({"retCode": "SUCCESS", "down": down, "refused": refused}),
+        )
     }
 
     /// `GET /admin/fulfilments`: `{"total":..,"keys":{key: count}}`.
@@ -304,6 +335,16 @@ pub(crate) async fn fulfilment_route(
     let count = sim.fulfilments(&key);
     let reply = (StatusCode::OK, json!({"key": key, "count": count}));
     sim.admin_reply(Method::GET, &format!("/admin/fulfilments/{key}"), reply)
+}
+
+pub(crate) async fn fulfil_outage_route(State(sim): State<Simulator>) -> Response {
+    let reply = sim.admin_fulfil_outage();
+    sim.admin_reply(Method::GET, "/admin/fulfil-outage", reply)
+}
+
+pub(crate) async fn set_fulfil_outage_route(State(sim): State<Simulator>, body: Bytes) -> Response {
+    let reply = sim.admin_set_fulfil_outage(&body);
+    sim.admin_reply(Method::POST, "/admin/fulfil-outage", reply)
 }
 
 pub(crate) async fn fulfil_route(

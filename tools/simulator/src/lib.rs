@@ -23,6 +23,9 @@
 //!   (`FULFILLMENT_URL`) that counts the signed requests it accepts by
 //!   `Idempotency-Key`; `GET /admin/fulfilments` and
 //!   `GET /admin/fulfilments/{key}` show the counts.
+//!   `POST /admin/fulfil-outage` `{"down":true}` makes it answer HTTP 503
+//!   to everything (a webhook outage) until `{"down":false}`;
+//!   `GET /admin/fulfil-outage` → `{"down":..,"refused":n}`.
 //! - `POST /admin/behaviour` (one rule of the bad platform, below),
 //!   `GET /admin/behaviour` (the rules in force, in the order they apply,
 //!   with the uses left) and `POST /admin/behaviour/clear`
@@ -311,6 +314,10 @@ struct Inner {
     refund_notify_replies: Mutex<Vec<(String, NotifyResult)>>,
     /// Successful `POST /fulfil` calls by `Idempotency-Key`.
     fulfilments: Mutex<HashMap<String, usize>>,
+    /// `POST /fulfil` answers 503 while set.
+    fulfil_down: AtomicBool,
+    /// Requests `POST /fulfil` refused during an outage.
+    fulfil_refused: AtomicUsize,
 }
 
 /// A running simulated platform. Cheap to clone; the server runs on the
@@ -416,6 +423,8 @@ impl Simulator {
                 last_ship_reply: Mutex::new(None),
                 refund_notify_replies: Mutex::new(Vec::new()),
                 fulfilments: Mutex::new(HashMap::new()),
+                fulfil_down: AtomicBool::new(false),
+                fulfil_refused: AtomicUsize::new(0),
             }),
         };
         let app = sim.router();
@@ -447,6 +456,10 @@ impl Simulator {
             )
             .route("/admin/fulfilments", get(admin::fulfilments_route))
             .route("/admin/fulfilments/{key}", get(admin::fulfilment_route))
+            .route(
+                "/admin/fulfil-outage",
+                get(admin::fulfil_outage_route).post(admin::set_fulfil_outage_route),
+            )
             .route("/fulfil", post(admin::fulfil_route))
             .with_state(self.clone())
     }
@@ -547,6 +560,21 @@ impl Simulator {
     /// How many times `POST /fulfil` accepted the `Idempotency-Key` `key`.
     pub fn fulfilments(&self, key: &str) -> usize {
         lock(&self.inner.fulfilments).get(key).copied().unwrap_or(0)
+    }
+
+    /// A webhook outage: while `down`, `POST /fulfil` answers HTTP 503 and
+    /// counts nothing.
+    pub fn set_fulfil_outage(&self, down: bool) {
+        self.inner.fulfil_down.store(down, Ordering::Relaxed);
+    }
+
+    /// Whether `POST /fulfil` is down, and how many requests it refused
+    /// while down.
+    pub fn fulfil_outage(&self) -> (bool, usize) {
+        (
+            self.inner.fulfil_down.load(Ordering::Relaxed),
+            self.inner.fulfil_refused.load(Ordering::Relaxed),
+        )
     }
 
     /// Every `Idempotency-Key` `POST /fulfil` accepted, with its count.

@@ -1,5 +1,6 @@
 //! The simulator's admin endpoints (ledger views, settling a refund now)
-//! and its counting fulfilment endpoint, over real HTTP.
+//! and its counting fulfilment endpoint with its outage switch, over real
+//! HTTP.
 
 use std::time::Duration;
 
@@ -189,4 +190,58 @@ async fn the_fulfilment_endpoint_counts_signed_requests_by_key() {
     );
     let (_, one) = get(format!("{base}/admin/fulfilments/TX2")).await;
     assert_eq!(one, json!({"key": "TX2", "count": 0}));
+}
+
+#[tokio::test]
+async fn a_fulfilment_outage_answers_503_until_it_ends() {
+    const WEBHOOK: &str = "whsec_sim_test";
+    let mut config = SimConfig::hmac(SKILL, SECRET);
+    config.fulfillment_secret = Some(WEBHOOK.to_owned());
+    let sim = Simulator::spawn(config).await;
+    let base = format!("http://{}", sim.addr());
+    let body = br#"{"id":"payment.succeeded:TX9","type":"payment.succeeded"}"#.to_vec();
+    let fulfil = || {
+        let signature = dingdang::platform::webhook_signature(
+            &dingdang::signing::HmacSecret::new(WEBHOOK),
+            OffsetDateTime::now_utc().unix_timestamp(),
+            &body,
+        );
+        reqwest::Client::new()
+            .post(format!("{base}/fulfil"))
+            .header("dingdang-signature", signature)
+            .header("idempotency-key", "payment.succeeded:TX9")
+            .body(body.clone())
+            .send()
+    };
+
+    let (_, state) = get(format!("{base}/admin/fulfil-outage")).await;
+    assert_eq!(
+        state,
+        json!({"retCode": "SUCCESS", "down": false, "refused": 0})
+    );
+    let (status, state) = post(format!("{base}/admin/fulfil-outage"), json!({"down": true})).await;
+    assert_eq!(status, 200);
+    assert_eq!(state["down"], true);
+    for _ in 0..2 {
+        assert_eq!(fulfil().await.unwrap().status().as_u16(), 503);
+    }
+    assert_eq!(sim.fulfilments("TX9"), 0);
+    assert_eq!(sim.fulfil_outage(), (true, 2));
+
+    let (_, state) = post(
+        format!("{base}/admin/fulfil-outage"),
+        json!({"down": false}),
+    )
+    .await;
+    assert_eq!(
+        state,
+        json!({"retCode": "SUCCESS", "down": false, "refused": 2})
+    );
+    assert_eq!(fulfil().await.unwrap().status().as_u16(), 200);
+    assert_eq!(sim.fulfilments("TX9"), 1);
+
+    let (status, _) = post(format!("{base}/admin/fulfil-outage"), json!({"up": 1})).await;
+    assert_eq!(status, 400);
+    sim.set_fulfil_outage(true);
+    assert_eq!(fulfil().await.unwrap().status().as_u16(), 503);
 }
