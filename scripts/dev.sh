@@ -15,8 +15,14 @@
 #        GET  http://127.0.0.1:9000/lambda-url/refund-api/orders/<tradeNo>
 #      and the reconcile sweep with
 #        cargo lambda invoke reconcile --data-ascii '{}'
-# Ctrl-C stops the watcher and the moto and simulator servers this script
-# started. Running it again reuses servers that are already up.
+#   6. the stream pump (dingdang-dev stream-pump), once the watcher answers:
+#      cargo lambda watch has no streams, so it reads the table's stream from
+#      moto and invokes the entitlements function through the watcher with
+#      the stream event Lambda would send; log in .local/pump.log, pid in
+#      .local/pump.pid
+# Ctrl-C stops the watcher, the stream pump, and the moto and simulator
+# servers this script started. Running it again reuses servers that are
+# already up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +46,7 @@ answers() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
 moto_pid=""
 sim_pid=""
+pump_pid=""
 stop() { # name pid pidfile
   kill -TERM "$2" 2>/dev/null || true
   wait "$2" 2>/dev/null || true
@@ -47,6 +54,7 @@ stop() { # name pid pidfile
   echo "dev.sh: stopped $1 (pid $2)" >&2
 }
 cleanup() {
+  if [ -n "$pump_pid" ]; then stop "stream pump" "$pump_pid" .local/pump.pid; fi
   if [ -n "$sim_pid" ]; then stop simulator "$sim_pid" .local/sim.pid; fi
   if [ -n "$moto_pid" ]; then stop moto "$moto_pid" .local/moto.pid; fi
 }
@@ -79,14 +87,15 @@ else
   echo "dev.sh: moto listening on http://$HOST:$MOTO_PORT (pid $moto_pid, log .local/moto.log)" >&2
 fi
 
-cargo run -q -p devkit --bin dingdang-dev -- create-table --table "$TABLE"
+cargo build -q -p devkit --bin dingdang-dev
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+"$target_dir/debug/dingdang-dev" create-table --table "$TABLE"
 
 if answers "$SIM_PORT"; then
   echo "dev.sh: something already answers on $HOST:$SIM_PORT; using it as the platform simulator" >&2
 else
   cargo build -q -p simulator --bin dingdang-sim
-  target_dir=$(cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
   "$target_dir/debug/dingdang-sim" serve --addr "$HOST:$SIM_PORT" \
     --ship-notify-url "http://$HOST:$WATCH_PORT/lambda-url/ship-notify/" \
     --refund-notify-url "http://$HOST:$WATCH_PORT/lambda-url/refund-notify/" \
@@ -97,10 +106,18 @@ else
   echo "dev.sh: simulator listening on http://$HOST:$SIM_PORT (pid $sim_pid, log .local/sim.log)" >&2
 fi
 
-watch=(cargo lambda watch -A "$HOST" -P "$WATCH_PORT" --env-file dev.env)
-if [ -z "$moto_pid" ] && [ -z "$sim_pid" ]; then
-  # Nothing of ours to stop afterwards.
-  trap - EXIT INT TERM
-  exec "${watch[@]}"
-fi
-"${watch[@]}"
+# The stream pump starts reading (from now on) once the watcher answers,
+# and invokes the entitlements function through it.
+(
+  for _ in $(seq 1 600); do
+    if answers "$WATCH_PORT"; then break; fi
+    sleep 0.5
+  done
+  exec "$target_dir/debug/dingdang-dev" stream-pump --table "$TABLE" \
+    --invoke-url "http://$HOST:$WATCH_PORT/2015-03-31/functions/entitlements/invocations"
+) >>.local/pump.log 2>&1 &
+pump_pid=$!
+echo "$pump_pid" >.local/pump.pid
+echo "dev.sh: stream pump starting once the watcher answers on $HOST:$WATCH_PORT (pid $pump_pid, log .local/pump.log)" >&2
+
+cargo lambda watch -A "$HOST" -P "$WATCH_PORT" --env-file dev.env
