@@ -101,6 +101,10 @@ bench_smoke() {
       --events 20 --duplicates 20 --timeout-secs 300
 }
 step "bench smoke" bench_smoke
+# The reconcile scale benchmark, small: fails unless every lost payment and
+# finished refund is found.
+step "reconcile-scale smoke" "${CARGO_TARGET_DIR:-target}/debug/reconcile-scale" \
+  --abandoned 200 --lost 5 --refunds 2 --page-size 20
 # .cargo/config.toml builds aws-lc without CPU jitter entropy (31 ms of CPU
 # on every cold start, BENCHMARKS.md): its collector must not be linked.
 no_jitter_entropy() {

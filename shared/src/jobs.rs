@@ -163,7 +163,21 @@ impl ReconcileApp {
     }
 
     /// One sweep for an invocation that must end at `deadline`.
+    ///
+    /// A deadline already passed (or within the margin) cannot come from
+    /// Lambda, whose invocations start with the function's whole timeout;
+    /// local emulators send one. The sweep then takes
+    /// [`DEFAULT_SWEEP_SECS`] rather than doing nothing.
     pub async fn run_until(&self, deadline: SystemTime) -> Result<Summary, StoreError> {
+        let now = SystemTime::now();
+        let deadline = if deadline <= now + self.settings.margin {
+            tracing::warn!(
+                "reconcile: the invocation's deadline has already passed; sweeping for {DEFAULT_SWEEP_SECS} s"
+            );
+            now + Duration::from_secs(DEFAULT_SWEEP_SECS)
+        } else {
+            deadline
+        };
         self.run_with(SweepClock::until(deadline, self.settings.margin))
             .await
     }

@@ -312,3 +312,60 @@ async fn deliveries_signed_with_another_secret_are_refused_by_the_webhook() {
     let (_, order) = app.get(&format!("/orders/{trade}")).await;
     assert_eq!(order["grant"]["status"], "PENDING");
 }
+
+#[tokio::test]
+async fn events_the_stream_never_delivered_are_delivered_by_the_sweep_after_the_retry_time_in_order_once(
+) {
+    // No stream at all (the functions run without FULFILLMENT_URL, so the
+    // test server has no fast path); the sweep has the webhook.
+    let webhook = Webhook::start().await;
+    let stack = hmac_stack(Settings::hmac(), |sim| {
+        sim.refund_delay = Duration::from_millis(100);
+    })
+    .await;
+    let trade = id("ORD");
+    let txn = stack.paid_order(&trade, 900).await;
+    let no = format!("S{trade}");
+    let (status, _) = stack
+        .app
+        .post_json(
+            "/refunds",
+            json!({"tradeNo": trade, "refundTradeNo": no, "refundAmt": 900}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    stack.wait_refund(&no, "SUCCESS").await;
+    let settings = with_webhook(&webhook).with("FULFILLMENT_RETRY_SECS", "120");
+    let sweep = reconciler(&stack, &settings);
+
+    // Before FULFILLMENT_RETRY_SECS: the stream's turn, nothing delivered.
+    let early = sweep.run_with(later(60)).await.unwrap();
+    assert_eq!(early.entitlements_delivered, 0, "{early:?}");
+    assert_eq!(webhook.calls(), 0);
+    // After it: the payment, then its refund, each once.
+    let due = sweep.run_with(later(121)).await.unwrap();
+    assert_eq!(
+        (due.entitlements_delivered, due.entitlements_failed),
+        (2, 0),
+        "{due:?}"
+    );
+    let again = sweep.run_with(later(7200)).await.unwrap();
+    assert_eq!(again.entitlements_delivered, 0, "{again:?}");
+    let sent = events(&webhook);
+    let ids: Vec<&str> = sent.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            format!("payment.succeeded:{txn}"),
+            format!("refund.succeeded:{no}")
+        ]
+    );
+    assert_eq!(sent[1]["data"]["fullyRefunded"], true);
+    assert_eq!(webhook.bad_signatures(), 0);
+    let (_, order) = stack.app.get(&format!("/orders/{trade}")).await;
+    assert_eq!(order["grant"]["status"], "DELIVERED", "{order}");
+    assert_eq!(
+        order["refunds"][0]["revoke"]["status"], "DELIVERED",
+        "{order}"
+    );
+}

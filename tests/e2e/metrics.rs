@@ -407,3 +407,61 @@ async fn a_bad_orderquery_reply_is_counted_as_a_platform_error() {
         (Some(502), Some("platform_error"))
     );
 }
+
+#[tokio::test]
+async fn an_order_expired_unpaid_then_paid_late_is_recorded_granted_and_alerted() {
+    let capture = Capture::start();
+    let settings = Settings::hmac().with("RECONCILE_MAX_AGE_SECS", "600");
+    let stack = hmac_stack(settings.clone(), |_| {}).await;
+    let trade = id("EXP");
+    stack.app.create_order(&trade, 500).await;
+    let sweep = dingdang_tests::reconciler(&stack, &settings);
+    let at = |offset: i64| {
+        dingdang::domain::due::SweepClock::until(
+            std::time::SystemTime::now() + std::time::Duration::from_secs(60),
+            std::time::Duration::ZERO,
+        )
+        .shifted(offset)
+    };
+
+    // Before its maximum age: asked, unpaid, still CREATED.
+    let young = sweep.run_with(at(0)).await.unwrap();
+    assert_eq!((young.orders_checked, young.orders_expired), (1, 0));
+    // At its maximum age: one last orderquery, unpaid, EXPIRED, out of the
+    // index (the next sweep has nothing to ask).
+    let old = sweep.run_with(at(700)).await.unwrap();
+    assert_eq!(
+        (old.orders_checked, old.orders_expired, old.errors),
+        (1, 1, 0),
+        "{old:?}"
+    );
+    let (_, order) = stack.app.get(&format!("/orders/{trade}")).await;
+    assert_eq!(order["status"], "EXPIRED", "{order}");
+    let after = sweep.run_with(at(4000)).await.unwrap();
+    assert_eq!(after.orders_checked, 0, "{after:?}");
+
+    // The platform reports a payment after all: recorded (the user has
+    // paid), its grant pending, and alerted once.
+    let txn = stack.sim.pay(&trade, 500).await;
+    let (status, reply) = stack.sim.last_ship_reply().unwrap().unwrap();
+    assert_eq!((status, reply["retCode"].as_str()), (200, Some("SUCCESS")));
+    let (_, order) = stack.app.get(&format!("/orders/{trade}")).await;
+    assert_eq!(
+        (
+            order["status"].as_str(),
+            order["transactionId"].as_str(),
+            order["grant"]["status"].as_str()
+        ),
+        (Some("PAID"), Some(txn.as_str()), Some("PENDING")),
+        "{order}"
+    );
+    // A copy of that notification is a duplicate: alerted no more.
+    stack.sim.send_ship_notify(&txn).await.unwrap();
+
+    let lines = capture.lines();
+    assert_eq!(total(&lines, Metric::OrderExpired), 1.0);
+    let about = |line: &Value| line["transactionId"] == txn.as_str();
+    assert_eq!(sum(&lines, Metric::PaidAfterExpiry, about), 1.0);
+    assert_eq!(total(&lines, Metric::PaidAfterExpiry), 1.0);
+    assert_eq!(sum(&lines, Metric::Fulfilled, about), 1.0);
+}

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use dingdang::signing::{Algorithm, Authorization, HmacSecret, KeyRing, Signer, Verifier};
 use dingdang_tests::{
     id, ship_body, spawn_app, spawn_app_via, vectors, Answered, App, Settings, Webhook, SECRET,
+    WEBHOOK_SECRET,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -264,6 +265,7 @@ fn forbidden_keys() -> Vec<String> {
         SECRET.to_owned(),
         SECRET[..SECRET.len() / 2].to_owned(),
         SECRET[SECRET.len() / 2..].to_owned(),
+        WEBHOOK_SECRET.to_owned(),
     ];
     out.extend(fragments(vectors::SKILL_PRIVATE_PEM));
     out.extend(fragments(vectors::PLATFORM_PRIVATE_PEM));
@@ -443,7 +445,12 @@ async fn every_ship_notify_path_with_hmac_logs_json_without_secrets() {
         .await;
     assert_eq!(got.0, 500, "{got:?}");
 
-    run.check(&forbidden_keys());
+    // Nor the webhook secret, nor the signatures of the deliveries.
+    let mut forbidden = forbidden_keys();
+    let signatures = webhook.signatures();
+    assert!(!signatures.is_empty(), "the webhook got signed events");
+    forbidden.extend(signatures);
+    run.check(&forbidden);
 }
 
 #[tokio::test]
@@ -552,6 +559,7 @@ async fn every_ship_notify_path_with_rsa2_logs_json_without_secrets() {
 
     let mut forbidden = forbidden_keys();
     forbidden.extend([ours.to_owned(), theirs.to_owned()]);
+    forbidden.extend(webhook.signatures());
     run.check(&forbidden);
 }
 

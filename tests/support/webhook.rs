@@ -19,6 +19,8 @@ struct State {
     requests: Mutex<Vec<(Option<String>, Vec<u8>)>>,
     /// Requests whose `Dingdang-Signature` did not verify.
     bad_signatures: AtomicUsize,
+    /// Every `Dingdang-Signature` received.
+    signatures: Mutex<Vec<String>>,
 }
 
 /// Verifies `Dingdang-Signature: t=..,v1=..` over `t.body` with `secret`,
@@ -93,6 +95,9 @@ impl Webhook {
                                 .map(|b| b.to_bytes().to_vec())
                                 .unwrap_or_default();
                             state.received.fetch_add(1, Ordering::SeqCst);
+                            if let Some(signature) = &signature {
+                                state.signatures.lock().unwrap().push(signature.clone());
+                            }
                             let delay = state.delay_ms.load(Ordering::SeqCst);
                             if delay > 0 {
                                 tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -127,6 +132,18 @@ impl Webhook {
             }
         });
         Self { url, state }
+    }
+
+    /// The `v1` signatures of every request received (to look for in logs).
+    pub fn signatures(&self) -> Vec<String> {
+        self.state
+            .signatures
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|h| h.split(',').find_map(|kv| kv.trim().strip_prefix("v1=")))
+            .map(str::to_owned)
+            .collect()
     }
 
     /// Requests refused because their signature did not verify.

@@ -95,6 +95,16 @@ pub enum DueItem {
 }
 
 impl DueItem {
+    fn is_revoke(&self) -> bool {
+        matches!(
+            self,
+            Self::Delivery {
+                target: Target::Revoke(_),
+                ..
+            }
+        )
+    }
+
     pub fn due(&self) -> EpochSecs {
         match self {
             Self::Order(order) => order.next_check_at.unwrap_or(order.created_at),
@@ -267,38 +277,13 @@ where
         }
         items.sort_by_key(DueItem::due);
         summary.rounds += 1;
-        let results: Vec<Option<(Checked, Found, bool)>> = stream::iter(items)
-            .map(|item| async move {
-                if clock.out_of_time() {
-                    return None;
-                }
-                Some(match item {
-                    DueItem::Order(order) => (
-                        Checked::Order,
-                        check_order(sweep, clock, &order).await,
-                        false,
-                    ),
-                    DueItem::Delivery {
-                        target, attempts, ..
-                    } => (
-                        Checked::Event,
-                        deliver(sweep, clock, &target, attempts).await,
-                        false,
-                    ),
-                    DueItem::Refund {
-                        refund_trade_no,
-                        checks,
-                        ..
-                    } => {
-                        let (found, attention) =
-                            check_refund(sweep, clock, &refund_trade_no, checks).await;
-                        (Checked::Refund, found, attention)
-                    }
-                })
-            })
-            .buffer_unordered(sweep.settings.concurrency.max(1))
-            .collect()
-            .await;
+        // Revokes wait for the rest of their page: a revoke delivers its
+        // payment's grant first when that is still pending, so running both
+        // side by side would send the grant twice.
+        let (revokes, first): (Vec<DueItem>, Vec<DueItem>) =
+            items.into_iter().partition(DueItem::is_revoke);
+        let mut results = check_all(sweep, clock, first).await;
+        results.extend(check_all(sweep, clock, revokes).await);
         for result in results {
             let Some((checked, found, attention)) = result else {
                 summary.left += 1;
@@ -365,6 +350,52 @@ where
         "reconcile summary"
     );
     Ok(summary)
+}
+
+/// Checks or delivers `items`, at most the sweep's concurrency at a time;
+/// `None` for an item left when the time ran out.
+async fn check_all<S, R, P>(
+    sweep: &Sweep<'_, S, R, P>,
+    clock: &SweepClock,
+    items: Vec<DueItem>,
+) -> Vec<Option<(Checked, Found, bool)>>
+where
+    S: ShipStore,
+    R: RefundStore,
+    P: Platform,
+{
+    stream::iter(items)
+        .map(|item| async move {
+            if clock.out_of_time() {
+                return None;
+            }
+            Some(match item {
+                DueItem::Order(order) => (
+                    Checked::Order,
+                    check_order(sweep, clock, &order).await,
+                    false,
+                ),
+                DueItem::Delivery {
+                    target, attempts, ..
+                } => (
+                    Checked::Event,
+                    deliver(sweep, clock, &target, attempts).await,
+                    false,
+                ),
+                DueItem::Refund {
+                    refund_trade_no,
+                    checks,
+                    ..
+                } => {
+                    let (found, attention) =
+                        check_refund(sweep, clock, &refund_trade_no, checks).await;
+                    (Checked::Refund, found, attention)
+                }
+            })
+        })
+        .buffer_unordered(sweep.settings.concurrency.max(1))
+        .collect()
+        .await
 }
 
 /// When an item checked `checks` times is next due: the backoff, and for an

@@ -79,6 +79,10 @@ pub struct ShipClaim<'a> {
     /// notification's (reported as [`OrderMismatch::UserToken`]), so that a
     /// mismatch is noticed without reading the order first.
     pub check_user_token: bool,
+    /// Pay an order the sweep gave up on (`EXPIRED`). Off at first, so that
+    /// a late payment is noticed ([`OrderMismatch::Expired`]) without reading
+    /// the order first; the second claim pays it: the user has paid.
+    pub accept_expired: bool,
 }
 
 /// The idempotency record found for a `transactionId`.
@@ -117,6 +121,8 @@ pub enum OrderMismatch {
     UserToken {
         ours: UserToken,
     },
+    /// The order expired unpaid (only without [`ShipClaim::accept_expired`]).
+    Expired,
 }
 
 /// What a claim found.
@@ -269,6 +275,8 @@ pub struct Decided {
     /// The notification carried another `userToken` than the order's: the
     /// payment was still decided for the order, which keeps its own.
     pub user_token_mismatch: bool,
+    /// The order had expired unpaid: the payment was still recorded.
+    pub paid_after_expiry: bool,
 }
 
 impl<S: ShipStore> ShipService<S> {
@@ -291,12 +299,12 @@ impl<S: ShipStore> ShipService<S> {
         body_hash: String,
         now: EpochSecs,
     ) -> Result<Decided, ShipError> {
-        let decided = |outcome, user_token_mismatch| Decided {
-            outcome,
-            user_token_mismatch,
-        };
         if notice.skill_id != self.settings.skill_id {
-            return Ok(decided(ShipOutcome::Rejected(Rejection::WrongSkill), false));
+            return Ok(Decided {
+                outcome: ShipOutcome::Rejected(Rejection::WrongSkill),
+                user_token_mismatch: false,
+                paid_after_expiry: false,
+            });
         }
         let mut claim = ShipClaim {
             notice,
@@ -309,10 +317,28 @@ impl<S: ShipStore> ShipService<S> {
             record_expires: now + secs(self.settings.record_ttl),
             nonce_expires: now + secs(self.settings.nonce_ttl),
             check_user_token: notice.user_token.is_some(),
+            accept_expired: false,
         };
         let mut found = self.store.claim(&claim).await?;
         let mut mismatch = false;
-        if let ClaimResult::Order(OrderMismatch::UserToken { .. }) = found {
+        let mut expired = false;
+        // Each retry below happens only when what it notices happens, and
+        // each clears one check: at most three round trips.
+        for _ in 0..2 {
+            match found {
+                ClaimResult::Order(OrderMismatch::UserToken { .. }) => {
+                    mismatch = true;
+                    claim.check_user_token = false;
+                }
+                ClaimResult::Order(OrderMismatch::Expired) if !claim.accept_expired => {
+                    expired = true;
+                    claim.accept_expired = true;
+                }
+                _ => break,
+            }
+            found = self.store.claim(&claim).await?;
+        }
+        if mismatch {
             tracing::error!(
                 alert = true,
                 reason = "user_token_mismatch",
@@ -321,12 +347,24 @@ impl<S: ShipStore> ShipService<S> {
                 "signed ship notification carries another userToken than the order's: \
                  the payment is recorded for the order, which keeps its own userToken"
             );
-            mismatch = true;
-            // The second round trip happens only on a mismatch.
-            claim.check_user_token = false;
-            found = self.store.claim(&claim).await?;
         }
-        Ok(decided(interpret(found, &claim.fingerprint), mismatch))
+        let outcome = interpret(found, &claim.fingerprint);
+        let paid_after_expiry = expired && outcome == ShipOutcome::Fulfilled;
+        if paid_after_expiry {
+            tracing::error!(
+                alert = true,
+                reason = "paid_after_expiry",
+                transaction_id = notice.transaction_id.as_str(),
+                trade_no = notice.trade_no.as_str(),
+                "signed ship notification pays an order that had expired unpaid: \
+                 the payment is recorded and granted (the user has paid)"
+            );
+        }
+        Ok(Decided {
+            outcome,
+            user_token_mismatch: mismatch,
+            paid_after_expiry,
+        })
     }
 
     /// Keeps a signed notification refused because it contradicts our
@@ -379,7 +417,11 @@ fn interpret(found: ClaimResult, fingerprint: &Fingerprint) -> ShipOutcome {
         // its idempotency record exists (a conflicting payload).
         ClaimResult::PaymentOfOther(_) => rejected(Rejection::Conflict),
         // Not expected once the userToken check is off: retry.
-        ClaimResult::Order(OrderMismatch::ClaimedByOther | OrderMismatch::UserToken { .. })
+        ClaimResult::Order(
+            OrderMismatch::ClaimedByOther
+            | OrderMismatch::UserToken { .. }
+            | OrderMismatch::Expired,
+        )
         | ClaimResult::Contended => rejected(Rejection::InProgress),
     }
 }

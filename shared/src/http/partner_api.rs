@@ -377,7 +377,8 @@ impl PartnerApi {
         }
     }
 
-    async fn get_order(&self, id: &str, sync: bool) -> Result<(StatusCode, Vec<u8>), ApiError> {
+    /// The order a path names, recorded on the request's span.
+    async fn order_at(&self, id: &str) -> Result<(TradeNo, Order), ApiError> {
         let trade_no =
             TradeNo::parse(id).map_err(|e| ApiError::BadRequest(format!("tradeNo {e}")))?;
         tracing::Span::current().record("trade_no", trade_no.as_str());
@@ -386,6 +387,11 @@ impl PartnerApi {
             .get_order(&trade_no)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no order {trade_no}")))?;
+        Ok((trade_no, order))
+    }
+
+    async fn get_order(&self, id: &str, sync: bool) -> Result<(StatusCode, Vec<u8>), ApiError> {
+        let (trade_no, order) = self.order_at(id).await?;
         if !sync || order.status == OrderStatus::Paid {
             return Ok((StatusCode::OK, self.order_view(order).await?));
         }
@@ -449,14 +455,7 @@ impl PartnerApi {
     /// (its grant, the revokes of its refunds that succeeded) pending and
     /// due now, whether delivered before or not.
     async fn redeliver(&self, id: &str) -> Result<(StatusCode, Vec<u8>), ApiError> {
-        let trade_no =
-            TradeNo::parse(id).map_err(|e| ApiError::BadRequest(format!("tradeNo {e}")))?;
-        tracing::Span::current().record("trade_no", trade_no.as_str());
-        let order = self
-            .store
-            .get_order(&trade_no)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("no order {trade_no}")))?;
+        let (trade_no, order) = self.order_at(id).await?;
         if order.status != OrderStatus::Paid {
             return Err(ApiError::Unprocessable(format!(
                 "order {trade_no} is not paid: it has no events"
@@ -550,9 +549,7 @@ impl PartnerApi {
         id: &str,
         request: &Request,
     ) -> Result<(StatusCode, Vec<u8>), ApiError> {
-        let refund_trade_no = RefundTradeNo::parse(id)
-            .map_err(|e| ApiError::BadRequest(format!("refundTradeNo {e}")))?;
-        tracing::Span::current().record("refund_trade_no", refund_trade_no.as_str());
+        let refund_trade_no = refund_at(id)?;
         if wrong_content_type(request) {
             return Err(ApiError::ContentType);
         }
@@ -578,9 +575,7 @@ impl PartnerApi {
     }
 
     async fn get_refund(&self, id: &str, sync: bool) -> Result<(StatusCode, Vec<u8>), ApiError> {
-        let refund_trade_no = RefundTradeNo::parse(id)
-            .map_err(|e| ApiError::BadRequest(format!("refundTradeNo {e}")))?;
-        tracing::Span::current().record("refund_trade_no", refund_trade_no.as_str());
+        let refund_trade_no = refund_at(id)?;
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let refund = if sync {
             self.refunds.sync(&refund_trade_no, now).await?
@@ -654,6 +649,14 @@ fn refund_metrics(
 
 fn to_json(value: &impl Serialize) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// The refund a path names, recorded on the request's span.
+fn refund_at(id: &str) -> Result<RefundTradeNo, ApiError> {
+    let refund_trade_no =
+        RefundTradeNo::parse(id).map_err(|e| ApiError::BadRequest(format!("refundTradeNo {e}")))?;
+    tracing::Span::current().record("refund_trade_no", refund_trade_no.as_str());
+    Ok(refund_trade_no)
 }
 
 #[cfg(test)]

@@ -119,8 +119,13 @@ impl ShipNotifyApp {
             }
         }
         let answer = Answer::new(outcome_status(outcome), outcome.reply(), outcome.code());
-        if decided.user_token_mismatch {
+        let answer = if decided.user_token_mismatch {
             answer.counting(Metric::UserTokenMismatch)
+        } else {
+            answer
+        };
+        if decided.paid_after_expiry {
+            answer.counting(Metric::PaidAfterExpiry)
         } else {
             answer
         }

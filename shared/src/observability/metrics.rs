@@ -133,6 +133,9 @@ metrics! {
     /// A ship notification carrying another `userToken` than the order's:
     /// the payment is recorded for the order, which keeps its own (alerted).
     UserTokenMismatch => Count,
+    /// A ship notification paying an order that had expired unpaid: the
+    /// payment is recorded and granted (alerted).
+    PaidAfterExpiry => Count,
     /// Time the partner's webhook took to answer.
     FulfilmentLatency => Milliseconds,
     /// An entitlement event the partner's webhook accepted (2xx).

@@ -44,6 +44,9 @@ fn order_update(claim: &ShipClaim<'_>, table: &str, shards: u16) -> Result<Updat
         .value(":order", s("ORDER"))
         .value(":txn", s(notice.transaction_id.as_str()))
         .value(":created", s("CREATED"));
+    if claim.accept_expired {
+        expr = expr.value(":expired", s("EXPIRED"));
+    }
     // The order keeps the userToken it has; a notification carrying another
     // one is refused only while `check_user_token` is set, to be noticed.
     let mut same_user = "";
@@ -70,7 +73,6 @@ fn order_update(claim: &ShipClaim<'_>, table: &str, shards: u16) -> Result<Updat
     ]);
     expr = expr
         .value(":paid", s("PAID"))
-        .value(":expired", s("EXPIRED"))
         .value(":pending", s("PENDING"))
         .value(":grantdue", n(claim.grant_due))
         .value(":zero", n(0))
@@ -86,8 +88,13 @@ fn order_update(claim: &ShipClaim<'_>, table: &str, shards: u16) -> Result<Updat
     let remove = " REMOVE claimTxn, claimUntil, nextCheckAt";
     // A claim left by a release that called the webhook inside the request
     // is honoured until it expires.
+    let unpaid = if claim.accept_expired {
+        "#status IN (:created, :expired)"
+    } else {
+        "#status = :created"
+    };
     let payable = format!(
-        "(#status IN (:created, :expired) AND totalAmt = :amt \
+        "({unpaid} AND totalAmt = :amt \
          AND (attribute_not_exists(claimTxn) OR claimTxn = :txn OR claimUntil < :now){same_user})"
     );
     let condition = if claim.accept_unknown_orders {
@@ -206,6 +213,9 @@ fn read_mismatch(old: Option<&Item>, claim: &ShipClaim<'_>) -> Result<OrderMisma
             .is_some_and(|until| until >= claim.now);
     if held_by_other {
         return Ok(OrderMismatch::ClaimedByOther);
+    }
+    if !claim.accept_expired && r.opt_str("status") == Some("EXPIRED") {
+        return Ok(OrderMismatch::Expired);
     }
     if claim.check_user_token {
         let ours = r.opt_parsed("userToken", UserToken::parse)?;

@@ -71,6 +71,8 @@ fn now() -> i64 {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    // The functions' metric lines would bury the table.
+    dingdang::observability::metrics::set_sink(|_| {});
     let settings = Settings::hmac()
         .with("RECONCILE_PAGE_SIZE", args.page_size.to_string())
         .with("RECONCILE_CONCURRENCY", args.concurrency.to_string())
