@@ -251,6 +251,19 @@ async fn refunds_are_revoked_after_their_payment_and_the_last_says_fully_refunde
     let summary = sweep.run_with(later(1)).await.unwrap();
     assert_eq!(summary.entitlements_failed, 0, "{summary:?}");
     assert_eq!(webhook.calls(), 6);
+    // An order not paid has no events; an unknown one is not found.
+    let unpaid = id("ORD");
+    stack.app.create_order(&unpaid, 100).await;
+    let (status, _) = stack
+        .app
+        .post_json(&format!("/orders/{unpaid}/redeliver"), json!({}))
+        .await;
+    assert_eq!(status, 409);
+    let (status, _) = stack
+        .app
+        .post_json(&format!("/orders/{}/redeliver", id("NONE")), json!({}))
+        .await;
+    assert_eq!(status, 404);
 }
 
 #[tokio::test]

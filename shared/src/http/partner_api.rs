@@ -457,7 +457,7 @@ impl PartnerApi {
     async fn redeliver(&self, id: &str) -> Result<(StatusCode, Vec<u8>), ApiError> {
         let (trade_no, order) = self.order_at(id).await?;
         if order.status != OrderStatus::Paid {
-            return Err(ApiError::Unprocessable(format!(
+            return Err(ApiError::Conflict(format!(
                 "order {trade_no} is not paid: it has no events"
             )));
         }
