@@ -22,4 +22,5 @@ mod scenarios;
 mod ship;
 mod ship_rejections;
 mod storm;
+mod stream_filter;
 mod unmatched_ship;
