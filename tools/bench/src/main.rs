@@ -5,11 +5,16 @@
 //!
 //! DynamoDB is the local moto server (`AWS_ENDPOINT_URL_DYNAMODB`, or one
 //! started for the run), reached by the function through a counting proxy.
-//! Reported: init time (exec → first `next` call), latency p50/p99 and
-//! events per second of first deliveries and of duplicates, DynamoDB round
-//! trips per delivery, peak RSS (VmHWM). Exits non-zero when a delivery is
-//! not answered `SUCCESS` with a valid signature, or when a first delivery
-//! takes more than 2 round trips or a duplicate more than 1.
+//! Reported: init time and init CPU (exec → first `next` call), latency
+//! p50/p99 and events per second of first deliveries and of duplicates,
+//! the function's CPU per event (its process CPU clock, all threads, read
+//! while it waits in `next` before and after each event), DynamoDB round
+//! trips per delivery, peak RSS (VmHWM). In the same run, two floors with
+//! the same figures: `floor-http` (a lambda_http handler without I/O, fed
+//! the same events) and `sdk-floor` (the claim's `TransactWriteItems` in a
+//! plain loop). Exits non-zero when a delivery is not answered `SUCCESS`
+//! with a valid signature, or when a first delivery takes more than 2 round
+//! trips or a duplicate more than 1.
 
 mod cpu;
 mod event;
