@@ -43,9 +43,15 @@ sys.exit(0 if all(importlib.util.find_spec(m) for m in sys.argv[1:]) else 1)
 PY
 }
 
-# Local DynamoDB (scripts/moto_server.py) and boto3 for checks.
+# Local DynamoDB (scripts/moto_server.py) and boto3 for checks. waitress
+# serves it with connections kept open (werkzeug closes every one).
+WAITRESS_VERSION=3.0.2
 if ! has_py_modules moto flask flask_cors werkzeug boto3; then
   pip_install 'moto[server]'
+fi
+if ! "$PYTHON" -c "import importlib.metadata as m, sys; sys.exit(m.version('waitress') != sys.argv[1])" \
+  "$WAITRESS_VERSION" 2>/dev/null; then
+  pip_install "waitress==$WAITRESS_VERSION"
 fi
 
 # cargo lambda (local runtime for ./scripts/dev.sh, and sam build).

@@ -6,6 +6,13 @@ DynamoDB only) with every request handled under one lock, so that each
 request, e.g. a TransactWriteItems or a conditional write, is applied
 atomically with respect to concurrent requests, as on DynamoDB.
 
+The HTTP server is waitress with one worker thread: it keeps connections
+open (HTTP/1.1 keep-alive), as DynamoDB does, where werkzeug's development
+server answers every request with `Connection: close`, so that each SDK call
+paid a new TCP connection. Requests are still handled one at a time. Without
+waitress installed (scripts/ensure-tools.sh installs it) the server falls
+back to werkzeug, with a warning.
+
     python3 scripts/moto_server.py --host 127.0.0.1 --port 5000
 
 Prints "moto listening on http://HOST:PORT" once the socket is bound and
@@ -29,6 +36,11 @@ except ImportError as exc:  # pragma: no cover - depends on the machine
         f"moto_server.py: {exc}; install it with: pip install 'moto[server]'\n"
     )
     sys.exit(2)
+
+try:
+    import waitress.server
+except ImportError:  # pragma: no cover - depends on the machine
+    waitress = None  # type: ignore[assignment]
 
 
 class SerializedApp:
@@ -144,8 +156,8 @@ def _cheap_transaction_rollback() -> None:
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
-def _exit_with_parent(pid: int, server: Any) -> None:
-    """Stops serving once process `pid` has exited."""
+def _exit_with_parent(pid: int) -> None:
+    """Stops serving once process `pid` has exited (as on SIGTERM)."""
     import os
     import time
 
@@ -154,7 +166,7 @@ def _exit_with_parent(pid: int, server: Any) -> None:
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:
-                server.shutdown()
+                os.kill(os.getpid(), signal.SIGTERM)
                 return
             except PermissionError:
                 pass
@@ -180,27 +192,52 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.quiet:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # With one worker, requests waiting for it are the normal case, not a
+    # warning ("Task queue depth is N").
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
     _stop_tracking_instances()
     _cheap_transaction_rollback()
     app = SerializedApp(DomainDispatcherApplication(create_backend_app))
-    # make_server is what werkzeug's run_simple uses underneath; calling it
-    # directly lets us announce the address only once the socket is bound.
-    server = make_server(args.host, args.port, app, threaded=True)
 
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
 
     if args.parent_pid is not None:
-        _exit_with_parent(args.parent_pid, server)
+        _exit_with_parent(args.parent_pid)
 
-    print(f"moto listening on http://{args.host}:{server.port}", flush=True)
+    if waitress is not None:
+        # One worker thread: one request at a time, connections kept open.
+        # The socket is bound here, so the address can be announced.
+        server = waitress.server.create_server(
+            app,
+            host=args.host,
+            port=args.port,
+            threads=1,
+            connection_limit=1000,
+            channel_timeout=300,
+            ident="moto",
+        )
+        port = server.effective_port
+        serve, close = server.run, server.close
+    else:
+        sys.stderr.write(
+            "moto_server.py: waitress is not installed (scripts/ensure-tools.sh); "
+            "serving with werkzeug, which closes every connection\n"
+        )
+        # make_server is what werkzeug's run_simple uses underneath; calling
+        # it directly lets us announce the address only once it is bound.
+        server = make_server(args.host, args.port, app, threaded=True)
+        port = server.port
+        serve, close = server.serve_forever, server.server_close
+
+    print(f"moto listening on http://{args.host}:{port}", flush=True)
     try:
-        server.serve_forever()
+        serve()
     except _Stop:
         pass
     finally:
-        server.server_close()
+        close()
     return 0
 
 

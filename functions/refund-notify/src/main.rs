@@ -1,7 +1,9 @@
 use dingdang::http::refund_notify::RefundNotifyApp;
 use lambda_http::{run, service_fn, Error};
 
-#[tokio::main]
+// One thread: a notification is one request at a time, and every hop
+// between runtime threads costs futex and epoll calls (BENCHMARKS.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     dingdang::observability::init_logging();
     let app = RefundNotifyApp::from_env().await?;

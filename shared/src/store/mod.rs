@@ -70,8 +70,15 @@ impl DynamoStore {
             .operation_attempt_timeout(std::time::Duration::from_secs(2))
             .operation_timeout(std::time::Duration::from_secs(5))
             .build();
+        // No stalled-stream protection: it watches the throughput of every
+        // request and response body with timers, CPU on each call, for
+        // bodies of a few hundred bytes that the timeouts above bound
+        // already (BENCHMARKS.md, "CPU per notification").
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .timeout_config(timeouts)
+            .stalled_stream_protection(
+                aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
+            )
             .load()
             .await;
         Self::new(Client::new(&config), table)

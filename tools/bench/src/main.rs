@@ -5,12 +5,18 @@
 //!
 //! DynamoDB is the local moto server (`AWS_ENDPOINT_URL_DYNAMODB`, or one
 //! started for the run), reached by the function through a counting proxy.
-//! Reported: init time (exec → first `next` call), latency p50/p99 and
-//! events per second of first deliveries and of duplicates, DynamoDB round
-//! trips per delivery, peak RSS (VmHWM). Exits non-zero when a delivery is
-//! not answered `SUCCESS` with a valid signature, or when a first delivery
-//! takes more than 2 round trips or a duplicate more than 1.
+//! Reported: init time and init CPU (exec → first `next` call), latency
+//! p50/p99 and events per second of first deliveries and of duplicates,
+//! the function's CPU per event (its process CPU clock, all threads, read
+//! while it waits in `next` before and after each event), DynamoDB round
+//! trips per delivery, peak RSS (VmHWM). In the same run, two floors with
+//! the same figures: `floor-http` (a lambda_http handler without I/O, fed
+//! the same events) and `sdk-floor` (the claim's `TransactWriteItems` in a
+//! plain loop). Exits non-zero when a delivery is not answered `SUCCESS`
+//! with a valid signature, or when a first delivery takes more than 2 round
+//! trips or a duplicate more than 1.
 
+mod cpu;
 mod event;
 mod runtime_api;
 
@@ -29,6 +35,7 @@ use dingdang_tests::proxy::Proxy;
 use time::OffsetDateTime;
 use tokio::process::{Child, Command};
 
+use crate::cpu::ProcessCpu;
 use crate::event::{parse_response, ship_event};
 use crate::runtime_api::{Completion, Init, RuntimeApi};
 
@@ -82,6 +89,17 @@ struct Args {
     /// Give up on one invocation after this many seconds.
     #[arg(long, default_value_t = 30)]
     event_timeout_secs: u64,
+    /// The CPU floor of a lambda_http function (default: `floor-http` next
+    /// to this program).
+    #[arg(long)]
+    floor_http: Option<PathBuf>,
+    /// The CPU floor of the DynamoDB call (default: `sdk-floor` next to
+    /// this program).
+    #[arg(long)]
+    sdk_floor: Option<PathBuf>,
+    /// Measure the function only, not the floors.
+    #[arg(long)]
+    no_floors: bool,
     /// Give up on the whole run after this many seconds.
     #[arg(long, default_value_t = 1800)]
     timeout_secs: u64,
@@ -163,6 +181,9 @@ struct Delivery {
     latency: Duration,
     /// `latency` minus the time the proxy waited for DynamoDB (moto).
     own: Duration,
+    /// The function's CPU time (all threads) from waiting in `next` before
+    /// the event to waiting in `next` after it.
+    cpu: Option<Duration>,
     /// DynamoDB requests made.
     trips: usize,
     /// What was wrong with the answer, if anything.
@@ -174,38 +195,84 @@ struct Delivery {
 struct Phase {
     latencies: Vec<Duration>,
     own: Vec<Duration>,
+    cpu: Vec<Duration>,
     round_trips: Vec<usize>,
     failures: Vec<String>,
+}
+
+/// p50, p99, mean and max of `times`.
+struct Summary {
+    n: usize,
+    p50: Duration,
+    p99: Duration,
+    mean: Duration,
+    max: Duration,
+    total: Duration,
+}
+
+fn summary(times: &[Duration]) -> Option<Summary> {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    let total: Duration = sorted.iter().sum();
+    let pct = |p: f64| sorted[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
+    Some(Summary {
+        n,
+        p50: pct(0.50),
+        p99: pct(0.99),
+        mean: total / n as u32,
+        max: sorted[n - 1],
+        total,
+    })
 }
 
 impl Phase {
     fn add(&mut self, delivery: Delivery) {
         self.latencies.push(delivery.latency);
         self.own.push(delivery.own);
+        self.cpu.extend(delivery.cpu);
         self.round_trips.push(delivery.trips);
         self.failures.extend(delivery.failure);
     }
 
     fn report(&self, name: &str) {
         for (label, times) in [(name, &self.latencies), ("  without moto", &self.own)] {
-            let mut sorted = times.clone();
-            sorted.sort();
-            let n = sorted.len();
-            if n == 0 {
+            let Some(s) = summary(times) else {
                 println!("{label:<17} n=0");
                 continue;
-            }
-            let total: Duration = sorted.iter().sum();
-            let pct = |p: f64| sorted[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
+            };
             println!(
-                "{label:<17} n={n:<6} p50 {:>10}  p99 {:>10}  mean {:>10}  max {:>10}  {:>7.0} events/s",
-                ms(pct(0.50)),
-                ms(pct(0.99)),
-                ms(total / n as u32),
-                ms(sorted[n - 1]),
-                n as f64 / total.as_secs_f64(),
+                "{label:<17} n={:<6} p50 {:>10}  p99 {:>10}  mean {:>10}  max {:>10}  {:>7.0} events/s",
+                s.n,
+                ms(s.p50),
+                ms(s.p99),
+                ms(s.mean),
+                ms(s.max),
+                s.n as f64 / s.total.as_secs_f64(),
             );
         }
+        if let Some(s) = summary(&self.cpu) {
+            println!(
+                "{:<17} n={:<6} p50 {:>10}  p99 {:>10}  mean {:>10}  max {:>10}",
+                "  CPU",
+                s.n,
+                ms(s.p50),
+                ms(s.p99),
+                ms(s.mean),
+                ms(s.max),
+            );
+        }
+    }
+
+    fn cpu_mean(&self) -> Option<Duration> {
+        summary(&self.cpu).map(|s| s.mean)
+    }
+
+    fn cpu_p50(&self) -> Option<Duration> {
+        summary(&self.cpu).map(|s| s.p50)
     }
 
     fn round_trips(&self) -> (f64, usize) {
@@ -222,6 +289,10 @@ fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
+fn opt_ms(d: Option<Duration>) -> String {
+    d.map(ms).unwrap_or_else(|| "?".into())
+}
+
 fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
@@ -233,6 +304,80 @@ fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
         .lines()
         .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+}
+
+/// A tool built next to this one (`floor-http`, `sdk-floor`).
+fn sibling(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join(name)))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// What one function process measured.
+struct FunctionRun {
+    init_wall: Duration,
+    init_cpu: Option<Duration>,
+    /// The first invocation: latency, without moto, CPU.
+    cold: Option<(Duration, Duration, Option<Duration>)>,
+    first: Phase,
+    dups: Phase,
+    first_ops: std::collections::BTreeMap<String, usize>,
+    dup_ops: std::collections::BTreeMap<String, usize>,
+    retries: usize,
+    rss_after_init: Option<u64>,
+    peak: Option<u64>,
+    precise_cpu: bool,
+}
+
+/// How the replies of a process are checked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// `200 {"retCode":"SUCCESS"}`, signed with the skill's key.
+    Signed,
+    /// `200 {"retCode":"SUCCESS"}` (the floor answers unsigned).
+    Unsigned,
+}
+
+/// The environment Lambda and template.yaml give the function.
+fn function_env(
+    api: Option<&str>,
+    proxy: &Proxy,
+    table: &str,
+    platform: &Platform,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = [
+        ("AWS_LAMBDA_FUNCTION_NAME", "ship-notify"),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/ship-notify"),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "bench"),
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("TZ", ":UTC"),
+        ("DINGDANG_SKILL_ID", SKILL),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    env.push(("AWS_ENDPOINT_URL_DYNAMODB".into(), proxy.url()));
+    env.push(("TABLE_NAME".into(), table.to_owned()));
+    if let Some(api) = api {
+        env.push(("AWS_LAMBDA_RUNTIME_API".into(), api.to_owned()));
+    }
+    // Passed through: the log level, and where rustls-native-certs looks
+    // for root certificates (to compare init times).
+    for name in ["RUST_LOG", "SSL_CERT_FILE", "SSL_CERT_DIR"] {
+        if let Ok(value) = std::env::var(name) {
+            env.push((name.into(), value));
+        }
+    }
+    for (name, value) in &platform.env {
+        env.push(((*name).into(), value.clone()));
+    }
+    env
 }
 
 async fn run(args: Args) -> Result<bool> {
@@ -264,107 +409,64 @@ async fn run(args: Args) -> Result<bool> {
     eprintln!("lambda-bench: registering {} orders", args.events);
     let notices = register_orders(&store, args.events).await?;
 
-    let api = RuntimeApi::start().await?;
-    let mut command = Command::new(&binary);
-    command
-        .env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", api.address())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "ship-notify")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/ship-notify")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
-        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url())
-        .env("TZ", ":UTC")
-        .env("TABLE_NAME", &table)
-        .env("DINGDANG_SKILL_ID", SKILL);
-    // Passed through: the log level, and where rustls-native-certs looks
-    // for root certificates (to compare init times).
-    for name in ["RUST_LOG", "SSL_CERT_FILE", "SSL_CERT_DIR"] {
-        if let Some(value) = std::env::var_os(name) {
-            command.env(name, value);
-        }
-    }
-    for (name, value) in &platform.env {
-        command.env(name, value);
-    }
+    let mut extra = Vec::new();
     if let Some(webhook) = &webhook {
-        command.env("FULFILLMENT_URL", webhook.url());
+        // ship-notify no longer calls the webhook (the entitlements
+        // function does, from the outbox): configured as template.yaml
+        // would, it must change nothing here.
+        extra.push(("FULFILLMENT_URL".to_owned(), webhook.url().to_owned()));
+        extra.push((
+            "FULFILLMENT_SECRET".to_owned(),
+            dingdang_tests::WEBHOOK_SECRET.to_owned(),
+        ));
     }
-    let (stdout, stderr) = match &args.log {
-        Some(path) => {
-            let file = std::fs::File::create(path)
-                .with_context(|| format!("log file {}", path.display()))?;
-            (Stdio::from(file.try_clone()?), Stdio::from(file))
-        }
-        None => (Stdio::null(), Stdio::null()),
+    let log = match &args.log {
+        Some(path) => Some(
+            std::fs::File::create(path).with_context(|| format!("log file {}", path.display()))?,
+        ),
+        None => None,
     };
-    command
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
-        .kill_on_drop(true);
-
-    let started = Instant::now();
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("start {}", binary.display()))?;
-    let pid = child.id().context("function pid")?;
-    let init = tokio::select! {
-        init = api.wait_init() => init,
-        status = child.wait() => bail!("the function exited during init: {}", status?),
-        _ = tokio::time::sleep(Duration::from_secs(60)) => bail!("no `next` call within 60 s"),
-    };
-    let init_time = match init {
-        Init::Ready(at) => at - started,
-        Init::Failed(message) => bail!("init error: {message}"),
-        Init::Pending => unreachable!("wait_init returns once init is over"),
-    };
-    let rss_after_init = proc_status_kib(pid, "VmRSS");
-
-    let timeout = Duration::from_secs(args.event_timeout_secs);
-    let mut runner = Runner {
-        api: &api,
-        child: &mut child,
+    let ctx = Ctx {
         proxy: &proxy,
+        table: &table,
         platform: &platform,
-        timeout,
-        seq: 0,
+        timeout: Duration::from_secs(args.event_timeout_secs),
     };
-    proxy.reset();
-    eprintln!("lambda-bench: {} first deliveries", notices.len());
-    let mut cold = None;
-    let mut first = Phase::default();
-    for (i, notice) in notices.iter().enumerate() {
-        let delivery = runner.deliver(notice).await?;
-        if i == 0 {
-            // The cold invocation: reported on its own, checked like the rest.
-            cold = Some((delivery.latency, delivery.own));
-            first.round_trips.push(delivery.trips);
-            first.failures.extend(delivery.failure);
-        } else {
-            first.add(delivery);
-        }
-    }
-    let first_ops = proxy.by_operation();
-    let first_retries = proxy.retries();
+    let function = ctx
+        .run_function(&binary, &extra, log, &notices, duplicates, Check::Signed)
+        .await?;
 
-    eprintln!("lambda-bench: {duplicates} duplicates");
-    proxy.reset();
-    let mut dups = Phase::default();
-    for i in 0..duplicates {
-        dups.add(runner.deliver(&notices[i % notices.len()]).await?);
+    // The floors, in the same run: the same events answered by a
+    // lambda_http handler without I/O, and the same DynamoDB call in a loop.
+    let mut http_floor = None;
+    let mut sdk_floor = None;
+    if !args.no_floors {
+        let floor_binary = args
+            .floor_http
+            .clone()
+            .unwrap_or_else(|| sibling("floor-http"));
+        eprintln!("lambda-bench: floor: {}", floor_binary.display());
+        http_floor = Some(
+            ctx.run_function(
+                &floor_binary,
+                &[],
+                None,
+                &notices,
+                duplicates,
+                Check::Unsigned,
+            )
+            .await?,
+        );
+        let sdk_binary = args
+            .sdk_floor
+            .clone()
+            .unwrap_or_else(|| sibling("sdk-floor"));
+        eprintln!("lambda-bench: floor: {}", sdk_binary.display());
+        sdk_floor = Some(
+            ctx.run_sdk_floor(&sdk_binary, args.events, duplicates)
+                .await?,
+        );
     }
-    let dup_ops = proxy.by_operation();
-    let dup_retries = proxy.retries();
-
-    let peak = proc_status_kib(pid, "VmHWM");
-    let _ = child.start_kill();
-    let _ = child.wait().await;
 
     let binary_name = binary
         .file_name()
@@ -377,34 +479,111 @@ async fn run(args: Args) -> Result<bool> {
         args.alg,
         if webhook.is_some() { "set" } else { "unset" }
     );
-    println!("init (exec → first next)   {}", ms(init_time));
-    if let Some((latency, own)) = cold {
+    let f = &function;
+    println!(
+        "init (exec → first next)   {} wall, {} CPU",
+        ms(f.init_wall),
+        opt_ms(f.init_cpu)
+    );
+    if let Some((latency, own, cpu)) = f.cold {
         println!(
-            "first invocation (cold)    {} ({} without moto)",
+            "first invocation (cold)    {} ({} without moto), {} CPU",
             ms(latency),
-            ms(own)
+            ms(own),
+            opt_ms(cpu)
         );
     }
-    first.report("first deliveries");
-    dups.report("duplicates");
-    let (first_mean, first_max) = first.round_trips();
-    let (dup_mean, dup_max) = dups.round_trips();
+    f.first.report("first deliveries");
+    f.dups.report("duplicates");
+    let (first_mean, first_max) = f.first.round_trips();
+    let (dup_mean, dup_max) = f.dups.round_trips();
     println!(
-        "DynamoDB round trips: first delivery {first_mean:.2} (max {first_max}) {first_ops:?}, \
-         duplicate {dup_mean:.2} (max {dup_max}) {dup_ops:?}; SDK retries {}",
-        first_retries + dup_retries
+        "DynamoDB round trips: first delivery {first_mean:.2} (max {first_max}) {:?}, \
+         duplicate {dup_mean:.2} (max {dup_max}) {:?}; SDK retries {}",
+        f.first_ops, f.dup_ops, f.retries
     );
     println!(
         "RSS after init {}, peak RSS (VmHWM) {}",
-        rss_after_init.map(mib).unwrap_or_else(|| "?".into()),
-        peak.map(mib).unwrap_or_else(|| "?".into())
+        f.rss_after_init.map(mib).unwrap_or_else(|| "?".into()),
+        f.peak.map(mib).unwrap_or_else(|| "?".into())
     );
     if let Some(webhook) = &webhook {
         println!("webhook calls {}", webhook.calls());
     }
+    if !f.precise_cpu {
+        println!("(CPU from /proc/<pid>/stat, in clock ticks: coarse)");
+    }
+
+    // The function next to its floors.
+    println!();
+    println!(
+        "{:<28} {:>14} {:>14} {:>14} {:>16}",
+        "CPU per event (mean)", binary_name, "http floor", "SDK floor", "over SDK floor"
+    );
+    let http = http_floor.as_ref();
+    let sdk = sdk_floor.as_ref();
+    for (label, phase, http_phase, sdk_phase) in [
+        (
+            "first deliveries",
+            &f.first,
+            http.map(|h| &h.first),
+            sdk.map(|s| s.first),
+        ),
+        (
+            "duplicates",
+            &f.dups,
+            http.map(|h| &h.dups),
+            sdk.map(|s| s.duplicates),
+        ),
+    ] {
+        let own = phase.cpu_mean();
+        let over = match (own, sdk_phase) {
+            (Some(own), Some(sdk)) if own >= sdk => format!("+{}", ms(own - sdk)),
+            (Some(own), Some(sdk)) => format!("-{}", ms(sdk - own)),
+            _ => "?".into(),
+        };
+        println!(
+            "{label:<28} {:>14} {:>14} {:>14} {:>16}",
+            opt_ms(own),
+            opt_ms(http_phase.and_then(Phase::cpu_mean)),
+            opt_ms(sdk_phase),
+            over
+        );
+    }
+    println!(
+        "{:<28} {:>14} {:>14}",
+        "CPU per event (p50)",
+        opt_ms(f.first.cpu_p50()),
+        opt_ms(http.and_then(|h| h.first.cpu_p50()))
+    );
+    println!(
+        "{:<28} {:>14} {:>14}",
+        "init CPU",
+        opt_ms(f.init_cpu),
+        opt_ms(http.and_then(|h| h.init_cpu))
+    );
+    println!(
+        "{:<28} {:>14} {:>14}",
+        "init wall",
+        ms(f.init_wall),
+        http.map(|h| ms(h.init_wall)).unwrap_or_else(|| "?".into())
+    );
+    println!(
+        "{:<28} {:>14} {:>14}",
+        "peak RSS",
+        f.peak.map(mib).unwrap_or_else(|| "?".into()),
+        http.and_then(|h| h.peak)
+            .map(mib)
+            .unwrap_or_else(|| "?".into())
+    );
 
     let mut ok = true;
-    for (name, phase) in [("first delivery", &first), ("duplicate", &dups)] {
+    let mut phases = vec![("first delivery", &f.first), ("duplicate", &f.dups)];
+    if let Some(h) = http {
+        phases.push(("floor-http event", &h.first));
+        phases.push(("floor-http event", &h.dups));
+    }
+    for (name, phase) in phases {
         if !phase.failures.is_empty() {
             ok = false;
             eprintln!(
@@ -422,21 +601,175 @@ async fn run(args: Args) -> Result<bool> {
              ≤{MAX_DUPLICATE_ROUND_TRIPS} per duplicate)"
         );
     }
-    if first_retries + dup_retries > 0 {
+    if f.retries > 0 {
         ok = false;
         eprintln!("lambda-bench: the SDK retried requests: the counts include retries");
     }
-    if let Some(webhook) = &webhook {
-        if webhook.calls() != notices.len() {
-            ok = false;
-            eprintln!(
-                "lambda-bench: {} webhook calls for {} orders",
-                webhook.calls(),
-                notices.len()
-            );
-        }
-    }
     Ok(ok)
+}
+
+/// The SDK floor's CPU per event, by phase.
+struct SdkFloor {
+    first: Duration,
+    duplicates: Duration,
+}
+
+/// What every process of a run shares.
+struct Ctx<'a> {
+    proxy: &'a Proxy,
+    table: &'a str,
+    platform: &'a Platform,
+    timeout: Duration,
+}
+
+impl Ctx<'_> {
+    /// Starts `binary` against a fresh Runtime API, sends it the first
+    /// deliveries then `duplicates` redeliveries, and stops it.
+    async fn run_function(
+        &self,
+        binary: &std::path::Path,
+        extra_env: &[(String, String)],
+        log: Option<std::fs::File>,
+        notices: &[Notice],
+        duplicates: usize,
+        check: Check,
+    ) -> Result<FunctionRun> {
+        let api = RuntimeApi::start().await?;
+        let mut command = Command::new(binary);
+        command.env_clear();
+        for (name, value) in
+            function_env(Some(api.address()), self.proxy, self.table, self.platform)
+                .iter()
+                .chain(extra_env)
+        {
+            command.env(name, value);
+        }
+        let (stdout, stderr) = match log {
+            Some(file) => (Stdio::from(file.try_clone()?), Stdio::from(file)),
+            None => (Stdio::null(), Stdio::null()),
+        };
+        command
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .kill_on_drop(true);
+
+        let started = Instant::now();
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("start {}", binary.display()))?;
+        let pid = child.id().context("function pid")?;
+        let clock = ProcessCpu::of(pid);
+        let init = tokio::select! {
+            init = api.wait_init() => init,
+            status = child.wait() => bail!("the function exited during init: {}", status?),
+            _ = tokio::time::sleep(Duration::from_secs(60)) => bail!("no `next` call within 60 s"),
+        };
+        let init_wall = match init {
+            Init::Ready(at) => at - started,
+            Init::Failed(message) => bail!("init error: {message}"),
+            Init::Pending => unreachable!("wait_init returns once init is over"),
+        };
+        let init_cpu = clock.read();
+        let rss_after_init = proc_status_kib(pid, "VmRSS");
+
+        let mut runner = Runner {
+            api: &api,
+            child: &mut child,
+            proxy: self.proxy,
+            platform: self.platform,
+            clock: &clock,
+            check,
+            timeout: self.timeout,
+            seq: 0,
+        };
+        self.proxy.reset();
+        eprintln!("lambda-bench: {} first deliveries", notices.len());
+        let mut cold = None;
+        let mut first = Phase::default();
+        for (i, notice) in notices.iter().enumerate() {
+            let delivery = runner.deliver(notice).await?;
+            if i == 0 {
+                // The cold invocation: reported on its own, checked like the rest.
+                cold = Some((delivery.latency, delivery.own, delivery.cpu));
+                first.round_trips.push(delivery.trips);
+                first.failures.extend(delivery.failure);
+            } else {
+                first.add(delivery);
+            }
+        }
+        let first_ops = self.proxy.by_operation();
+        let first_retries = self.proxy.retries();
+
+        eprintln!("lambda-bench: {duplicates} duplicates");
+        self.proxy.reset();
+        let mut dups = Phase::default();
+        for i in 0..duplicates {
+            dups.add(runner.deliver(&notices[i % notices.len()]).await?);
+        }
+        let dup_ops = self.proxy.by_operation();
+        let retries = first_retries + self.proxy.retries();
+
+        let peak = proc_status_kib(pid, "VmHWM");
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        Ok(FunctionRun {
+            init_wall,
+            init_cpu,
+            cold,
+            first,
+            dups,
+            first_ops,
+            dup_ops,
+            retries,
+            rss_after_init,
+            peak,
+            precise_cpu: clock.precise(),
+        })
+    }
+
+    /// Runs `sdk-floor` to its end and reads its CPU per event.
+    async fn run_sdk_floor(
+        &self,
+        binary: &std::path::Path,
+        events: usize,
+        duplicates: usize,
+    ) -> Result<SdkFloor> {
+        let mut command = Command::new(binary);
+        command.env_clear();
+        for (name, value) in function_env(None, self.proxy, self.table, self.platform) {
+            command.env(name, value);
+        }
+        let output = command
+            .args(["--events", &events.to_string()])
+            .args(["--duplicates", &duplicates.to_string()])
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .with_context(|| format!("run {}", binary.display()))?;
+        if !output.status.success() {
+            bail!("{} failed: {}", binary.display(), output.status);
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        let per_event = |phase: &str| -> Result<Duration> {
+            let line = text
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("phase {phase} ")))
+                .with_context(|| format!("sdk-floor printed no {phase} phase"))?;
+            let fields: Vec<u128> = line
+                .split_whitespace()
+                .map(|f| f.parse())
+                .collect::<Result<_, _>>()?;
+            let (n, cpu) = (fields[0].max(1), fields[1]);
+            Ok(Duration::from_nanos((cpu / n) as u64))
+        };
+        Ok(SdkFloor {
+            first: per_event("first")?,
+            duplicates: per_event("duplicates")?,
+        })
+    }
 }
 
 async fn register_orders(store: &DynamoStore, n: usize) -> Result<Vec<Notice>> {
@@ -475,6 +808,8 @@ struct Runner<'a> {
     child: &'a mut Child,
     proxy: &'a Proxy,
     platform: &'a Platform,
+    clock: &'a ProcessCpu,
+    check: Check,
     timeout: Duration,
     seq: u64,
 }
@@ -492,6 +827,10 @@ impl Runner<'_> {
             &authorization,
             &format!("bench-{:08}", self.seq),
         )?);
+        // The function waits in `next` (the seq-th call): its CPU clock
+        // stands still.
+        self.api.wait_nexts(self.seq + 1, self.timeout).await?;
+        let cpu_before = self.clock.read();
         self.seq += 1;
         let before = self.proxy.requests();
         let waited_before = self.proxy.upstream_time();
@@ -503,6 +842,19 @@ impl Runner<'_> {
         let latency = started.elapsed();
         let trips = self.proxy.requests() - before;
         let waited = self.proxy.upstream_time().saturating_sub(waited_before);
+        // Back in `next`: the event's CPU is all spent.
+        let cpu = match completion {
+            Completion::Response(_) | Completion::Error { .. } => {
+                tokio::select! {
+                    waited = self.api.wait_nexts(self.seq + 1, self.timeout) => waited?,
+                    status = self.child.wait() => bail!("the function exited: {}", status?),
+                }
+                match (cpu_before, self.clock.read()) {
+                    (Some(before), Some(after)) => Some(after.saturating_sub(before)),
+                    _ => None,
+                }
+            }
+        };
         let failure = match completion {
             Completion::Error { error_type, body } => Some(format!(
                 "invocation error {error_type}: {}",
@@ -510,12 +862,13 @@ impl Runner<'_> {
             )),
             Completion::Response(bytes) => {
                 let answer = parse_response(&bytes)?;
-                let signed = answer.authorization.as_deref().is_some_and(|h| {
-                    self.platform
-                        .reply_verifier
-                        .verify(Some(h), &answer.body, OffsetDateTime::now_utc())
-                        .is_ok()
-                });
+                let signed = self.check == Check::Unsigned
+                    || answer.authorization.as_deref().is_some_and(|h| {
+                        self.platform
+                            .reply_verifier
+                            .verify(Some(h), &answer.body, OffsetDateTime::now_utc())
+                            .is_ok()
+                    });
                 if answer.status != 200 || answer.ret_code().as_deref() != Some("SUCCESS") {
                     Some(format!(
                         "status {}: {}",
@@ -532,6 +885,7 @@ impl Runner<'_> {
         Ok(Delivery {
             latency,
             own: latency.saturating_sub(waited),
+            cpu,
             trips,
             failure,
         })

@@ -52,6 +52,8 @@ struct Shared {
     queue: tokio::sync::Mutex<mpsc::Receiver<Invocation>>,
     pending: Mutex<HashMap<String, oneshot::Sender<Completion>>>,
     init: watch::Sender<Init>,
+    /// `next` calls received so far.
+    nexts: watch::Sender<u64>,
 }
 
 /// A Runtime API endpoint for one function process.
@@ -60,6 +62,7 @@ pub struct RuntimeApi {
     queue: mpsc::Sender<Invocation>,
     shared: Arc<Shared>,
     init: watch::Receiver<Init>,
+    nexts: watch::Receiver<u64>,
     seq: AtomicU64,
 }
 
@@ -70,10 +73,12 @@ impl RuntimeApi {
         let address = listener.local_addr()?.to_string();
         let (queue, receiver) = mpsc::channel(1);
         let (init_tx, init) = watch::channel(Init::Pending);
+        let (nexts_tx, nexts) = watch::channel(0);
         let shared = Arc::new(Shared {
             queue: tokio::sync::Mutex::new(receiver),
             pending: Mutex::new(HashMap::new()),
             init: init_tx,
+            nexts: nexts_tx,
         });
         let server = shared.clone();
         tokio::spawn(async move {
@@ -95,6 +100,7 @@ impl RuntimeApi {
             queue,
             shared,
             init,
+            nexts,
             seq: AtomicU64::new(0),
         })
     }
@@ -112,6 +118,21 @@ impl RuntimeApi {
             Err(_) => Init::Failed("runtime API stopped".into()),
         };
         state
+    }
+
+    /// Waits until the function has made `n` `next` calls, i.e. after `n - 1`
+    /// invocations it is back waiting for an event (and spends no CPU).
+    pub async fn wait_nexts(&self, n: u64, timeout: Duration) -> Result<()> {
+        let mut nexts = self.nexts.clone();
+        let seen = tokio::time::timeout(timeout, async {
+            nexts.wait_for(|&seen| seen >= n).await.map(|_| ())
+        })
+        .await;
+        match seen {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => bail!("runtime API stopped"),
+            Err(_) => bail!("no `next` call within {timeout:?}"),
+        }
     }
 
     /// Hands `event` to the function's pending (or next) `next` call and
@@ -221,6 +242,7 @@ async fn route(
 
 /// The long poll: answers with the next invocation once there is one.
 async fn next(shared: &Shared) -> Response<Full<Bytes>> {
+    shared.nexts.send_modify(|n| *n += 1);
     shared.init.send_if_modified(|state| {
         if matches!(state, Init::Pending) {
             *state = Init::Ready(Instant::now());
