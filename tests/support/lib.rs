@@ -118,7 +118,7 @@ pub fn platform_keys(settings: &Settings) -> KeyRing {
     settings
         .platform
         .clone()
-        .unwrap_or_else(|| settings.config("unused").keys)
+        .unwrap_or_else(|| settings.config("unused").keys.ring().as_ref().clone())
 }
 
 /// Test-only RSA keys: the platform's from the signing spec's vectors, the
