@@ -360,7 +360,7 @@ pub struct Verified {
 struct State {
     /// When the ring held was read.
     fetched_at: Instant,
-    /// The last TTL read attempted (spaces retries of a failing read).
+    /// The last TTL read attempted, while they fail (spaces their retries).
     ttl_attempt: Option<Instant>,
     /// The last read caused by a signature no key matched.
     failure_refresh: Option<Instant>,
@@ -565,7 +565,11 @@ impl Keys {
                     .ring
                     .write()
                     .unwrap_or_else(PoisonError::into_inner) = Arc::new(ring);
-                self.inner.lock_state().fetched_at = Instant::now();
+                let mut state = self.inner.lock_state();
+                state.fetched_at = Instant::now();
+                // Only failing TTL reads are spaced.
+                state.ttl_attempt = None;
+                drop(state);
                 Event::new("keys")
                     .count(Metric::KeysRefreshed)
                     .prop("reason", why.as_str())
@@ -880,6 +884,13 @@ mod tests {
         // minute ago).
         assert_eq!(source.reads(), 5);
         assert_eq!(keys.ring().verifier.fingerprints(), vec![fp("new")]);
+        // Every TTL reads again, not only the first.
+        tokio::time::advance(Duration::from_secs(300)).await;
+        assert!(verify(&keys, "new").await.is_ok());
+        assert_eq!(source.reads(), 6);
+        tokio::time::advance(Duration::from_secs(300)).await;
+        assert!(verify(&keys, "new").await.is_ok());
+        assert_eq!(source.reads(), 7);
     }
 
     #[tokio::test(start_paused = true)]
