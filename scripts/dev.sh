@@ -15,6 +15,10 @@
 #        GET  http://127.0.0.1:9000/lambda-url/refund-api/orders/<tradeNo>
 #      and the reconcile sweep with
 #        cargo lambda invoke reconcile --data-ascii '{}'
+# The moto also serves Secrets Manager (AWS_ENDPOINT_URL_SECRETS_MANAGER in
+# dev.env): with DINGDANG_SECRET_ARN set in dev.env to a secret made there,
+# the functions read their keys from it as in AWS (README, "Keys and
+# rotation").
 # Ctrl-C stops the watcher and the moto and simulator servers this script
 # started. Running it again reuses servers that are already up.
 set -euo pipefail
