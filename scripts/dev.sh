@@ -20,6 +20,10 @@
 #      moto and invokes the entitlements function through the watcher with
 #      the stream event Lambda would send; log in .local/pump.log, pid in
 #      .local/pump.pid
+# The moto also serves Secrets Manager (AWS_ENDPOINT_URL_SECRETS_MANAGER in
+# dev.env): with DINGDANG_SECRET_ARN set in dev.env to a secret made there,
+# the functions read their keys from it as in AWS (README, "Keys and
+# rotation").
 # Ctrl-C stops the watcher, the stream pump, and the moto and simulator
 # servers this script started. Running it again reuses servers that are
 # already up.

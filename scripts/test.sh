@@ -64,6 +64,8 @@ fi
 echo "test.sh: moto listening on http://127.0.0.1:$port" >&2
 
 export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$port"
+# moto serves Secrets Manager on the same port (keys read at run time).
+export AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$port"
 export AWS_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=test
 export AWS_SECRET_ACCESS_KEY=test

@@ -52,7 +52,7 @@ fn hmac() -> Side {
     ];
     Side {
         skill: config(&pairs),
-        platform: config(&pairs).keys,
+        platform: config(&pairs).keys.ring().as_ref().clone(),
     }
 }
 
@@ -74,7 +74,7 @@ fn rsa2() -> Side {
     let platform: Vec<(&str, &str)> = platform.iter().map(|(k, v)| (*k, v.as_str())).collect();
     Side {
         skill: config(&skill),
-        platform: config(&platform).keys,
+        platform: config(&platform).keys.ring().as_ref().clone(),
     }
 }
 
@@ -143,7 +143,7 @@ fn benches(c: &mut Criterion) {
 
     for (name, side) in [("hmac", hmac()), ("rsa2", rsa2())] {
         let header = side.platform.sign(BODY, now).to_string();
-        let keys = side.skill.keys;
+        let keys = side.skill.keys.ring();
         keys.verify(Some(&header), BODY, now).expect("verifies");
 
         c.bench_function(&format!("verify/{name}"), |b| {

@@ -1,7 +1,9 @@
 //! Environment → typed configuration, failing fast with the variable's name.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::keys::{KeyLoadError, Keys, RefreshPolicy, SecretsManagerKeys, SECRET_ARN_ENV};
 use crate::protocol::{Revision, SkillId};
 use crate::signing::{self, Algorithm, HmacSecret, KeyRing, Signer, Verifier};
 
@@ -13,6 +15,9 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("{name} is malformed: {reason}")]
     Malformed { name: &'static str, reason: String },
+    /// The keys' secret could not be read or holds no usable keys.
+    #[error(transparent)]
+    Keys(#[from] KeyLoadError),
 }
 
 /// Everything a function needs from its environment, parsed once at start.
@@ -20,7 +25,9 @@ pub enum ConfigError {
 pub struct Config {
     pub table_name: String,
     pub skill_id: SkillId,
-    pub keys: KeyRing,
+    /// The signing keys: from the environment, or read from the secret
+    /// `DINGDANG_SECRET_ARN` at start and refreshed (see [`crate::keys`]).
+    pub keys: Keys,
     /// The partner's webhook for entitlement events.
     pub fulfillment_url: Option<String>,
     /// Signs the webhook's events (`FULFILLMENT_SECRET`; required with a
@@ -52,61 +59,71 @@ pub struct Config {
 pub const DEFAULT_API_BASE: &str = "https://aiwx.html5.qq.com/paycgi";
 
 impl Config {
-    /// Reads the process environment.
+    /// Reads the process environment, with the keys in it (the variables
+    /// `DINGDANG_SKILL_SECRET`, `DINGDANG_PLATFORM_PUBLIC_KEY`,
+    /// `DINGDANG_SKILL_PRIVATE_KEY`). See [`Config::load`] for the keys in
+    /// Secrets Manager.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
+    /// What every function calls at start: the process environment, and
+    /// the keys read from the secret `DINGDANG_SECRET_ARN` when it is set
+    /// (from the environment's variables otherwise).
+    pub async fn load() -> Result<Self, ConfigError> {
+        let get = |name: &str| std::env::var(name).ok();
+        if Env(&get).optional(SECRET_ARN_ENV).is_none() {
+            return Self::from_lookup(get);
+        }
+        let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        Self::load_with(get, &aws).await
+    }
+
+    /// [`Config::load`] with settings read through `get` and the AWS
+    /// configuration `aws` (region, credentials, endpoint) for Secrets
+    /// Manager.
+    pub async fn load_with(
+        get: impl Fn(&str) -> Option<String>,
+        aws: &aws_config::SdkConfig,
+    ) -> Result<Self, ConfigError> {
+        let (arn, algorithm, skew, policy) = {
+            let env = Env(&get);
+            let Some(arn) = env.optional(SECRET_ARN_ENV) else {
+                return Self::from_lookup(get);
+            };
+            // Settings first: a malformed one is reported without a call.
+            let (algorithm, skew) = key_kind(&env)?;
+            (arn, algorithm, skew, refresh_policy(&env)?)
+        };
+        let source = SecretsManagerKeys::new(aws, arn, algorithm, skew);
+        let keys = Keys::load(Arc::new(source), policy).await?;
+        Self::build(&Env(&get), keys)
+    }
+
     /// Reads settings through `get`, so tests can pass a map instead of the
-    /// process environment.
+    /// process environment; the keys come from its variables. With
+    /// `DINGDANG_SECRET_ARN` set use [`Config::load_with`].
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&get);
+        if env.optional(SECRET_ARN_ENV).is_some() {
+            return Err(malformed(
+                SECRET_ARN_ENV,
+                "the keys are then read from Secrets Manager, at start (Config::load)",
+            ));
+        }
+        let (algorithm, skew) = key_kind(&env)?;
+        refresh_policy(&env)?;
+        let keys = env_keys(&env, algorithm, skew)?;
+        Self::build(&env, Keys::fixed(keys))
+    }
+
+    /// Every setting but the keys.
+    fn build(env: &Env<'_>, keys: Keys) -> Result<Self, ConfigError> {
+        let algorithm = keys.ring().signer.algorithm();
         let table_name = env.required("TABLE_NAME")?;
         let skill_id = env.parsed("DINGDANG_SKILL_ID", SkillId::parse)?;
-        let algorithm = env
-            .optional("DINGDANG_SIGN_ALG")
-            .map(|v| {
-                v.parse::<Algorithm>().map_err(|_| {
-                    malformed(
-                        "DINGDANG_SIGN_ALG",
-                        "expected TSK-HMAC-SHA256-BASIC or TSK-RSA2",
-                    )
-                })
-            })
-            .transpose()?
-            .unwrap_or(Algorithm::HmacSha256Basic);
-        let skew_secs: u64 = env
-            .optional("DINGDANG_CLOCK_SKEW_SECS")
-            .map(|v| {
-                v.parse()
-                    .map_err(|_| malformed("DINGDANG_CLOCK_SKEW_SECS", "expected whole seconds"))
-            })
-            .transpose()?
-            .unwrap_or(180);
-        let skew = Duration::from_secs(skew_secs);
-        let keys = match algorithm {
-            Algorithm::HmacSha256Basic => {
-                let mut secrets = env.parsed("DINGDANG_SKILL_SECRET", HmacSecret::list)?;
-                let signer = Signer::Hmac(secrets[0].clone());
-                secrets.shrink_to_fit();
-                KeyRing {
-                    signer,
-                    verifier: Verifier::hmac(secrets),
-                    skew,
-                }
-            }
-            Algorithm::Rsa2 => {
-                let public =
-                    env.parsed("DINGDANG_PLATFORM_PUBLIC_KEY", signing::parse_public_keys)?;
-                let private =
-                    env.parsed("DINGDANG_SKILL_PRIVATE_KEY", signing::parse_private_key)?;
-                KeyRing {
-                    signer: Signer::rsa2(private),
-                    verifier: Verifier::rsa2(public),
-                    skew,
-                }
-            }
-        };
         let fulfillment_url = env
             .optional("FULFILLMENT_URL")
             .map(|v| {
@@ -223,6 +240,86 @@ impl Config {
     }
 }
 
+/// The table and the skill, checked before the keys are read.
+fn preflight(env: &Env<'_>) -> Result<(), ConfigError> {
+    env.required("TABLE_NAME")?;
+    env.parsed("DINGDANG_SKILL_ID", SkillId::parse)?;
+    Ok(())
+}
+
+/// The signing algorithm (`DINGDANG_SIGN_ALG`) and the clock skew
+/// (`DINGDANG_CLOCK_SKEW_SECS`).
+fn key_kind(env: &Env<'_>) -> Result<(Algorithm, Duration), ConfigError> {
+    preflight(env)?;
+    let algorithm = env
+        .optional("DINGDANG_SIGN_ALG")
+        .map(|v| {
+            v.parse::<Algorithm>().map_err(|_| {
+                malformed(
+                    "DINGDANG_SIGN_ALG",
+                    "expected TSK-HMAC-SHA256-BASIC or TSK-RSA2",
+                )
+            })
+        })
+        .transpose()?
+        .unwrap_or(Algorithm::HmacSha256Basic);
+    let skew_secs: u64 = env
+        .optional("DINGDANG_CLOCK_SKEW_SECS")
+        .map(|v| {
+            v.parse()
+                .map_err(|_| malformed("DINGDANG_CLOCK_SKEW_SECS", "expected whole seconds"))
+        })
+        .transpose()?
+        .unwrap_or(180);
+    Ok((algorithm, Duration::from_secs(skew_secs)))
+}
+
+/// `DINGDANG_KEYS_TTL_SECS` (300) and `DINGDANG_KEYS_REFRESH_MIN_SECS` (60).
+fn refresh_policy(env: &Env<'_>) -> Result<RefreshPolicy, ConfigError> {
+    let defaults = RefreshPolicy::default();
+    let secs = |name: &'static str, default: Duration| -> Result<Duration, ConfigError> {
+        env.optional(name)
+            .map(|v| {
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .map(Duration::from_secs)
+                    .ok_or_else(|| malformed(name, "expected whole seconds, at least 1"))
+            })
+            .transpose()
+            .map(|v| v.unwrap_or(default))
+    };
+    Ok(RefreshPolicy {
+        ttl: secs("DINGDANG_KEYS_TTL_SECS", defaults.ttl)?,
+        min_interval: secs("DINGDANG_KEYS_REFRESH_MIN_SECS", defaults.min_interval)?,
+    })
+}
+
+/// The keys in the environment's variables.
+fn env_keys(env: &Env<'_>, algorithm: Algorithm, skew: Duration) -> Result<KeyRing, ConfigError> {
+    Ok(match algorithm {
+        Algorithm::HmacSha256Basic => {
+            let mut secrets = env.parsed("DINGDANG_SKILL_SECRET", HmacSecret::list)?;
+            let signer = Signer::Hmac(secrets[0].clone());
+            secrets.shrink_to_fit();
+            KeyRing {
+                signer,
+                verifier: Verifier::hmac(secrets),
+                skew,
+            }
+        }
+        Algorithm::Rsa2 => {
+            let public = env.parsed("DINGDANG_PLATFORM_PUBLIC_KEY", signing::parse_public_keys)?;
+            let private = env.parsed("DINGDANG_SKILL_PRIVATE_KEY", signing::parse_private_key)?;
+            KeyRing {
+                signer: Signer::rsa2(private),
+                verifier: Verifier::rsa2(public),
+                skew,
+            }
+        }
+    })
+}
+
 fn malformed(name: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Malformed {
         name,
@@ -287,8 +384,9 @@ mod tests {
     #[test]
     fn defaults() {
         let c = Config::from_lookup(lookup(BASE)).unwrap();
-        assert_eq!(c.keys.skew, Duration::from_secs(180));
-        assert_eq!(c.keys.signer.algorithm(), Algorithm::HmacSha256Basic);
+        assert_eq!(c.keys.skew(), Duration::from_secs(180));
+        assert_eq!(c.keys.ring().signer.algorithm(), Algorithm::HmacSha256Basic);
+        assert_eq!(c.keys.policy(), RefreshPolicy::default());
         assert!(!c.accept_unknown_orders);
         assert_eq!(c.protocol, Revision::R2018);
     }
@@ -314,6 +412,26 @@ mod tests {
         let err = Config::from_lookup(lookup(&pairs)).unwrap_err().to_string();
         assert!(err.starts_with("DINGDANG_PLATFORM_PUBLIC_KEY"), "{err}");
         assert!(!err.contains("SECRETVALUE"));
+    }
+
+    #[test]
+    fn refresh_settings() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("DINGDANG_KEYS_TTL_SECS", "0"));
+        let err = Config::from_lookup(lookup(&pairs)).unwrap_err().to_string();
+        assert!(err.starts_with("DINGDANG_KEYS_TTL_SECS"), "{err}");
+        let mut pairs = BASE.to_vec();
+        pairs.push(("DINGDANG_KEYS_REFRESH_MIN_SECS", "x"));
+        let err = Config::from_lookup(lookup(&pairs)).unwrap_err().to_string();
+        assert!(err.starts_with("DINGDANG_KEYS_REFRESH_MIN_SECS"), "{err}");
+    }
+
+    #[test]
+    fn the_secret_is_read_by_load_only() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("DINGDANG_SECRET_ARN", "arn:aws:secretsmanager:x"));
+        let err = Config::from_lookup(lookup(&pairs)).unwrap_err().to_string();
+        assert!(err.starts_with("DINGDANG_SECRET_ARN"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,5 @@
 //! Scheduled functions: the reconcile sweep.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::config::{Config, ConfigError};
@@ -119,7 +118,7 @@ impl ReconcileApp {
                 },
             };
         let http = http_client();
-        let keys = Arc::new(config.keys.clone());
+        let keys = config.keys.clone();
         let store = store.with_shards(config.due_shards);
         let refunds = RefundService {
             store: store.clone(),
@@ -138,7 +137,7 @@ impl ReconcileApp {
     }
 
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let config = Config::from_env()?;
+        let config = Config::load().await?;
         let store = DynamoStore::from_env(config.table_name.clone()).await;
         Self::new(config, store, |name| std::env::var(name).ok())
     }
@@ -252,7 +251,7 @@ impl EntitlementsApp {
     }
 
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let config = Config::from_env()?;
+        let config = Config::load().await?;
         let store = DynamoStore::from_env(config.table_name.clone()).await;
         Self::new(config, store, http_client())
     }

@@ -10,6 +10,8 @@
 //! - [`platform`]: outbound HTTP (the fulfilment webhook).
 //! - [`http`]: the Lambda glue; the one place errors become status codes.
 //! - [`config`]: environment → typed configuration.
+//! - [`keys`]: the signing keys at run time (environment or Secrets
+//!   Manager), cached and refreshed.
 
 #[cfg(feature = "aws")]
 pub mod config;
@@ -18,6 +20,8 @@ pub mod domain;
 pub mod http;
 #[cfg(feature = "aws")]
 pub mod jobs;
+#[cfg(feature = "aws")]
+pub mod keys;
 #[cfg(feature = "aws")]
 pub mod observability;
 #[cfg(feature = "aws")]

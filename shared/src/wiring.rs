@@ -1,13 +1,11 @@
 //! Building the domain services from the configuration, once, the same
 //! way in every function that needs them.
 
-use std::sync::Arc;
-
 use crate::config::Config;
 use crate::domain::refunds::{RefundService, RefundSettings};
 use crate::domain::ship::{ShipService, ShipSettings};
+use crate::keys::Keys;
 use crate::platform::{PlatformClient, WebhookSink};
-use crate::signing::KeyRing;
 use crate::store::DynamoStore;
 
 /// The ship flow as the functions build it from their configuration.
@@ -15,12 +13,12 @@ pub type Shipper = ShipService<DynamoStore>;
 
 /// Builds the ship flow: used by ship-notify and by every other path that
 /// records a payment (order sync, reconcile), so they share one code path.
-pub fn shipper(config: &Config, keys: &Arc<KeyRing>, store: DynamoStore) -> Shipper {
+pub fn shipper(config: &Config, keys: &Keys, store: DynamoStore) -> Shipper {
     let settings = ShipSettings {
         skill_id: config.skill_id.clone(),
         accept_unknown_orders: config.accept_unknown_orders,
         record_ttl: config.idempotency_ttl,
-        nonce_ttl: keys.skew * 2,
+        nonce_ttl: keys.skew() * 2,
         grant_after: config.fulfillment_retry,
     };
     ShipService {
@@ -41,11 +39,7 @@ pub type Refunds = RefundService<DynamoStore, PlatformClient>;
 
 /// The platform client of the configuration: signed calls, verified
 /// replies, the configured timeout.
-pub fn platform_client(
-    config: &Config,
-    keys: &Arc<KeyRing>,
-    http: reqwest::Client,
-) -> PlatformClient {
+pub fn platform_client(config: &Config, keys: &Keys, http: reqwest::Client) -> PlatformClient {
     PlatformClient::new(
         http,
         config.api_base.clone(),
@@ -70,7 +64,7 @@ pub fn refund_settings(config: &Config) -> RefundSettings {
 /// Builds the refund flow with its platform client.
 pub fn refund_service(
     config: &Config,
-    keys: &Arc<KeyRing>,
+    keys: &Keys,
     store: DynamoStore,
     http: reqwest::Client,
 ) -> Refunds {

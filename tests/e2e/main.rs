@@ -19,6 +19,7 @@ mod refunds;
 mod revision_2019;
 mod round_trips;
 mod scenarios;
+mod secret_keys;
 mod ship;
 mod ship_rejections;
 mod storm;

@@ -58,7 +58,19 @@ fn emf(line: &str) -> Value {
     assert_eq!(directives.len(), 1, "{line}");
     let directive = &directives[0];
     assert_eq!(directive["Namespace"], NAMESPACE);
-    assert_eq!(directive["Dimensions"], json!([["Function"], ["Service"]]));
+    // The per-key line has its own dimension set; every other line the
+    // two usual ones.
+    if value["VerifiedByKey"].is_number() {
+        assert_eq!(
+            directive["Dimensions"],
+            json!([["Service", "KeyFingerprint"]]),
+            "{line}"
+        );
+        let fingerprint = value["KeyFingerprint"].as_str().expect("a fingerprint");
+        assert_eq!(fingerprint.len(), 16, "{line}");
+    } else {
+        assert_eq!(directive["Dimensions"], json!([["Function"], ["Service"]]));
+    }
     for dimension in ["Function", "Service"] {
         assert!(
             value[dimension].as_str().is_some_and(|v| !v.is_empty()),

@@ -476,7 +476,7 @@ async fn every_ship_notify_path_with_rsa2_logs_json_without_secrets() {
         (200, "SUCCESS".to_owned())
     );
     // Signed by the skill's own key instead of the platform's.
-    let own = Settings::rsa2_2019().config("unused").keys;
+    let own = Settings::rsa2_2019().config("unused").keys.ring();
     let b = ship_body(&id("T"), &trade, 990, &id("N"));
     let got = run.ship(&app, &own, "wrong key", b.clone(), None).await;
     assert_eq!(got, (401, "bad signature".to_owned()));

@@ -20,7 +20,7 @@ use dingdang::store::DynamoStore;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-pub use moto::{dynamo_client, dynamo_client_at, dynamo_endpoint};
+pub use moto::{dynamo_client, dynamo_client_at, dynamo_endpoint, sdk_config_at, secrets_client};
 pub use serve::{spawn_app, spawn_app_via, Answered, App};
 pub use stack::{hmac_stack, reconciler, rsa_stack, spawn_stack, Stack};
 pub use stub_platform::StubPlatform;
@@ -118,7 +118,7 @@ pub fn platform_keys(settings: &Settings) -> KeyRing {
     settings
         .platform
         .clone()
-        .unwrap_or_else(|| settings.config("unused").keys)
+        .unwrap_or_else(|| settings.config("unused").keys.ring().as_ref().clone())
 }
 
 /// Test-only RSA keys: the platform's from the signing spec's vectors, the

@@ -1,4 +1,5 @@
-//! The local DynamoDB-compatible server: the one named by
+//! The local DynamoDB-compatible server (moto, which also serves Secrets
+//! Manager on the same port): the one named by
 //! `AWS_ENDPOINT_URL_DYNAMODB` (scripts/test.sh starts one), or else one
 //! started for this test process on a free port, which stops when the
 //! process ends.
@@ -58,13 +59,24 @@ pub fn dynamo_endpoint() -> &'static str {
 
 /// A DynamoDB client for `url`, with dummy credentials.
 pub async fn dynamo_client_at(url: &str) -> Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    Client::new(&sdk_config_at(url).await)
+}
+
+/// The AWS configuration of every client of the tests: `url` (the local
+/// server, which serves every service on one port, or a proxy in front of
+/// it), us-east-1, dummy credentials.
+pub async fn sdk_config_at(url: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "test", "test", None, None, "tests",
         ))
         .endpoint_url(url)
         .load()
-        .await;
-    Client::new(&config)
+        .await
+}
+
+/// A Secrets Manager client for the local server.
+pub async fn secrets_client() -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(&sdk_config_at(endpoint()).await)
 }

@@ -2,7 +2,6 @@
 //! order number when a user orders.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -33,15 +32,13 @@ impl CreateOrderApp {
         Self {
             store: store.with_shards(config.due_shards),
             first_check: config.reconcile_grace,
-            inbound: Inbound {
-                keys: Arc::new(config.keys),
-            },
+            inbound: Inbound { keys: config.keys },
             skill_id: config.skill_id,
         }
     }
 
     pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
-        let config = Config::from_env()?;
+        let config = Config::load().await?;
         let store = DynamoStore::from_env(config.table_name.clone()).await;
         Ok(Self::new(config, store))
     }
@@ -62,7 +59,8 @@ impl CreateOrderApp {
         body: &[u8],
         now: OffsetDateTime,
     ) -> Answer<CreateOrderReply> {
-        let request: CreateOrderRequest = match self.inbound.verify(authorization, body, now) {
+        let request: CreateOrderRequest = match self.inbound.verify(authorization, body, now).await
+        {
             Ok(request) => request,
             Err(err) => return Answer::refused(&err),
         };
@@ -94,7 +92,7 @@ impl CreateOrderApp {
             nonce: NonceClaim {
                 nonce: request.nonce_str.clone(),
                 body_hash: body_hash(body),
-                expires: at + i64::try_from(self.inbound.keys.skew.as_secs() * 2).unwrap_or(360),
+                expires: at + i64::try_from(self.inbound.keys.skew().as_secs() * 2).unwrap_or(360),
             },
         };
         let (trade_no, outcome) = match self.store.create_for_platform(&order, at).await {

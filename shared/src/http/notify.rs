@@ -7,8 +7,8 @@
 //! that is not JSON is refused as such (400 `invalid JSON`, after the
 //! signature is checked).
 
+use std::cell::Cell;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Instant;
 
 use lambda_http::http::{HeaderValue, StatusCode};
@@ -18,10 +18,11 @@ use time::OffsetDateTime;
 use tracing::Instrument;
 
 use super::{body_bytes, deadline, header, json_response, request_id};
+use crate::keys::Keys;
 use crate::observability::error_chain;
 use crate::observability::metrics::{Event, Metric};
 use crate::protocol::{self, CreateOrderReply, ParseError, Reply};
-use crate::signing::{KeyRing, SignError};
+use crate::signing::{Fingerprint, SignError};
 use crate::EpochSecs;
 
 /// A request refused before any business rule ran.
@@ -137,21 +138,33 @@ impl<R: SignedReply> Answer<R> {
     }
 }
 
+tokio::task_local! {
+    /// The key that verified the request being served, for its log and
+    /// metrics lines.
+    static VERIFIED_BY: Cell<Option<Fingerprint>>;
+}
+
 /// The keys of an endpoint and the request/reply plumbing around them.
 #[derive(Debug, Clone)]
 pub struct Inbound {
-    pub keys: Arc<KeyRing>,
+    pub keys: Keys,
 }
 
 impl Inbound {
-    /// Verifies the `Authorization` over the raw body, then parses it.
-    pub fn verify<T: DeserializeOwned>(
+    /// Verifies the `Authorization` over the raw body (reading the keys
+    /// again when they are due, or when no key held matches), then parses
+    /// it.
+    pub async fn verify<T: DeserializeOwned>(
         &self,
         authorization: Option<&str>,
         body: &[u8],
         now: OffsetDateTime,
     ) -> Result<T, InboundError> {
-        self.keys.verify(authorization, body, now)?;
+        let verified = self
+            .keys
+            .verify("platform-request", authorization, body, now)
+            .await?;
+        let _ = VERIFIED_BY.try_with(|by| by.set(Some(verified.key)));
         Ok(protocol::parse::<T>(body)?)
     }
 
@@ -172,8 +185,13 @@ impl Inbound {
         let started = Instant::now();
         let now = OffsetDateTime::now_utc();
         let request_id = request_id(request);
-        let span = tracing::info_span!("request", endpoint = name, request_id = %request_id);
-        async {
+        let span = tracing::info_span!(
+            "request",
+            endpoint = name,
+            request_id = %request_id,
+            key_fingerprint = tracing::field::Empty
+        );
+        let serve = async {
             // Whatever the Content-Type: the signature and the body decide.
             let deadline = deadline(request, now.unix_timestamp());
             let answer = decide(
@@ -183,6 +201,8 @@ impl Inbound {
                 deadline,
             )
             .await;
+            let key = VERIFIED_BY.try_with(Cell::get).ok().flatten();
+            let key = key.map(|key| key.to_string());
             let elapsed = started.elapsed();
             let concerns = &answer.concerns;
             tracing::info!(
@@ -193,6 +213,7 @@ impl Inbound {
                 transaction_id = concerns.transaction_id.as_deref(),
                 trade_no = concerns.trade_no.as_deref(),
                 refund_trade_no = concerns.refund_trade_no.as_deref(),
+                key_fingerprint = key.as_deref(),
                 duration_ms = elapsed.as_millis() as u64,
                 "platform request answered"
             );
@@ -210,11 +231,13 @@ impl Inbound {
                 .prop_opt("transactionId", concerns.transaction_id.as_deref())
                 .prop_opt("tradeNo", concerns.trade_no.as_deref())
                 .prop_opt("refundTradeNo", concerns.refund_trade_no.as_deref())
+                .prop_opt("keyFingerprint", key.as_deref())
                 .emit();
             self.signed_response(&answer, now)
-        }
-        .instrument(span)
-        .await
+        };
+        VERIFIED_BY
+            .scope(Cell::new(None), serve.instrument(span))
+            .await
     }
 
     /// The reply as JSON, with an `Authorization` header over its body.
@@ -224,7 +247,7 @@ impl Inbound {
         now: OffsetDateTime,
     ) -> Response<Body> {
         let body = answer.reply.to_bytes();
-        let authorization = self.keys.sign(&body, now).to_string();
+        let authorization = self.keys.ring().sign(&body, now).to_string();
         let mut response = json_response(answer.status, body);
         if let Ok(value) = HeaderValue::from_str(&authorization) {
             response.headers_mut().insert("authorization", value);

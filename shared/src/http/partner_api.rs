@@ -3,7 +3,6 @@
 //! never leave the process.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Instant;
 
 use lambda_http::http::{HeaderValue, Method, StatusCode};
@@ -255,7 +254,7 @@ pub struct PartnerApi {
 
 impl PartnerApi {
     pub fn new(config: Config, store: DynamoStore, http: reqwest::Client) -> Self {
-        let keys = Arc::new(config.keys.clone());
+        let keys = config.keys.clone();
         let refunds = refund_service(&config, &keys, store.clone(), http.clone());
         let ship = shipper(&config, &keys, store.clone());
         Self {
@@ -267,7 +266,7 @@ impl PartnerApi {
     }
 
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let config = Config::from_env()?;
+        let config = Config::load().await?;
         let store = DynamoStore::from_env(config.table_name.clone()).await;
         Ok(Self::new(config, store, http_client()))
     }

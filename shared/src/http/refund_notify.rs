@@ -1,7 +1,6 @@
 //! The refund result notification endpoint (退款结果通知).
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -30,15 +29,13 @@ impl RefundNotifyApp {
         Self {
             store: store.with_shards(config.due_shards),
             revoke_after: config.fulfillment_retry,
-            inbound: Inbound {
-                keys: Arc::new(config.keys),
-            },
+            inbound: Inbound { keys: config.keys },
             skill_id: config.skill_id,
         }
     }
 
     pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
-        let config = Config::from_env()?;
+        let config = Config::load().await?;
         let store = DynamoStore::from_env(config.table_name.clone()).await;
         Ok(Self::new(config, store))
     }
@@ -58,7 +55,7 @@ impl RefundNotifyApp {
         body: &[u8],
         now: OffsetDateTime,
     ) -> Answer {
-        let notice: RefundNotify = match self.inbound.verify(authorization, body, now) {
+        let notice: RefundNotify = match self.inbound.verify(authorization, body, now).await {
             Ok(notice) => notice,
             Err(err) => return Answer::refused(&err),
         };
@@ -101,7 +98,7 @@ impl RefundNotifyApp {
         let nonce = NonceClaim {
             nonce: notice.nonce_str.clone(),
             body_hash: body_hash(body),
-            expires: now + i64::try_from(self.inbound.keys.skew.as_secs() * 2).unwrap_or(360),
+            expires: now + i64::try_from(self.inbound.keys.skew().as_secs() * 2).unwrap_or(360),
         };
         let payload = String::from_utf8_lossy(body);
         let ledger = Ledger {

@@ -1,7 +1,6 @@
 //! The ship notification endpoint.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -35,7 +34,7 @@ impl ShipNotifyApp {
     /// `_http` is unused since the partner's webhook is called from the
     /// entitlements outbox; kept so that every app is built alike.
     pub fn new(config: Config, store: DynamoStore, _http: reqwest::Client) -> Self {
-        let keys = Arc::new(config.keys.clone());
+        let keys = config.keys.clone();
         let service = shipper(&config, &keys, store);
         Self {
             service,
@@ -45,7 +44,7 @@ impl ShipNotifyApp {
 
     /// Reads the configuration and builds the clients: call once in `main`.
     pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
-        let config = Config::from_env()?;
+        let config = Config::load().await?;
         let store = DynamoStore::from_env(config.table_name.clone()).await;
         Ok(Self::new(config, store, http_client()))
     }
@@ -67,7 +66,7 @@ impl ShipNotifyApp {
         body: &[u8],
         now: OffsetDateTime,
     ) -> Answer {
-        let notice: ShipNotify = match self.inbound.verify(authorization, body, now) {
+        let notice: ShipNotify = match self.inbound.verify(authorization, body, now).await {
             Ok(notice) => notice,
             Err(err) => return Answer::refused(&err),
         };

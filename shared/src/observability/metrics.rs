@@ -178,6 +178,15 @@ metrics! {
     RefundNeedsAttention => Count,
     /// A refund settled by an operator (`POST /refunds/{refundTradeNo}/settle`).
     RefundSettledByOperator => Count,
+    /// A signature verified, per key: on its own line with the dimension
+    /// set `[Service, KeyFingerprint]` ([`verified_by_key`]), so that an
+    /// operator sees when an old key is no longer used.
+    VerifiedByKey => Count,
+    /// The keys were read again from their source (the TTL ran out, or a
+    /// signature matched no key held).
+    KeysRefreshed => Count,
+    /// Reading the keys again failed: the keys held are kept.
+    KeysRefreshFailed => Count,
 }
 
 impl Metric {
@@ -259,6 +268,8 @@ pub struct Event {
     function: String,
     values: Vec<(Metric, f64)>,
     props: Vec<(&'static str, Value)>,
+    /// A dimension that replaces the usual sets by `[Service, name]`.
+    by: Option<(&'static str, String)>,
 }
 
 impl Event {
@@ -269,7 +280,16 @@ impl Event {
             function: function_name(function),
             values: Vec::new(),
             props: Vec::new(),
+            by: None,
         }
+    }
+
+    /// The line's metrics per `name` (a dimension) in the service: the
+    /// dimension set is `[Service, name]` instead of `[Function]`,
+    /// `[Service]`. `Function` stays on the line as a property.
+    pub fn per(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.by = Some((name, value.into()));
+        self
     }
 
     /// Adds 1 to `metric`.
@@ -325,6 +345,10 @@ impl Event {
             .iter()
             .map(|(m, _)| json!({"Name": m.name(), "Unit": m.unit().as_str()}))
             .collect();
+        let dimensions = match &self.by {
+            None => json!([["Function"], ["Service"]]),
+            Some((name, _)) => json!([["Service", name]]),
+        };
         let mut root = Map::new();
         root.insert(
             "_aws".to_owned(),
@@ -332,13 +356,16 @@ impl Event {
                 "Timestamp": timestamp_ms,
                 "CloudWatchMetrics": [{
                     "Namespace": NAMESPACE,
-                    "Dimensions": [["Function"], ["Service"]],
+                    "Dimensions": dimensions,
                     "Metrics": definitions,
                 }],
             }),
         );
         root.insert("Function".to_owned(), Value::from(self.function.as_str()));
         root.insert("Service".to_owned(), Value::from(service()));
+        if let Some((name, value)) = &self.by {
+            root.insert((*name).to_owned(), Value::from(value.as_str()));
+        }
         for (key, value) in &self.props {
             root.insert((*key).to_owned(), value.clone());
         }
@@ -398,6 +425,16 @@ pub fn delivery(
             .prop("error", e.0.as_str()),
     }
     .emit();
+}
+
+/// One signature verified by the key of `fingerprint`, in `function`:
+/// `VerifiedByKey` 1 per `[Service, KeyFingerprint]`. A key whose count
+/// stays at zero is no longer used by the other side.
+pub fn verified_by_key(function: &str, fingerprint: &str) {
+    Event::new(function)
+        .count(Metric::VerifiedByKey)
+        .per("KeyFingerprint", fingerprint)
+        .emit();
 }
 
 /// What one reconcile sweep found: orders found paid (lost notifications,
@@ -485,6 +522,22 @@ mod tests {
             .value(Metric::ReconcileErrors, f64::NAN)
             .to_json(0);
         assert_eq!(value["ReconcileErrors"], 0);
+    }
+
+    #[test]
+    fn per_key_lines_have_their_own_dimension_set() {
+        let value = Event::new("ship-notify")
+            .count(Metric::VerifiedByKey)
+            .per("KeyFingerprint", "0011223344556677")
+            .to_json(1);
+        let directive = &value["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(
+            directive["Dimensions"],
+            json!([["Service", "KeyFingerprint"]])
+        );
+        assert_eq!(value["KeyFingerprint"], "0011223344556677");
+        assert_eq!(value["VerifiedByKey"], 1);
+        assert!(value["Service"].is_string());
     }
 
     #[test]

@@ -16,12 +16,12 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::domain::platform::{Platform, PlatformError};
+use crate::keys::Keys;
 use crate::observability::error_chain;
 use crate::protocol::{
     self, OrderQueryReply, OrderQueryRequest, RefundQueryReply, RefundQueryRequest, RefundReply,
     RefundRequest, Revision, MAX_BODY_LEN,
 };
-use crate::signing::KeyRing;
 
 /// The three endpoints under the API base.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub struct PlatformClient {
 struct Inner {
     http: reqwest::Client,
     api_base: String,
-    keys: Arc<KeyRing>,
+    keys: Keys,
     revision: Revision,
     require_signed_replies: bool,
     /// Per-call total timeout overriding the client's own.
@@ -65,15 +65,17 @@ impl PlatformClient {
     /// A client POSTing to `{api_base}/orderquery` etc. with `http` (see
     /// [`super::http_client`]: connect 2 s, total 8 s), signing with
     /// `keys.signer` and verifying replies with `keys.verifier` within
-    /// `keys.skew`. Requests are written in `revision`. With
+    /// `keys.skew` (the keys current at each call: see [`Keys::current`];
+    /// an `Arc<KeyRing>` is fixed keys). Requests are written in `revision`. With
     /// `require_signed_replies` a reply without `Authorization` is refused.
     pub fn new(
         http: reqwest::Client,
         api_base: impl Into<String>,
-        keys: Arc<KeyRing>,
+        keys: impl Into<Keys>,
         revision: Revision,
         require_signed_replies: bool,
     ) -> Self {
+        let keys = keys.into();
         let api_base = api_base.into().trim_end_matches('/').to_owned();
         Self {
             inner: Arc::new(Inner {
@@ -95,7 +97,7 @@ impl PlatformClient {
             inner: Arc::new(Inner {
                 http: inner.http.clone(),
                 api_base: inner.api_base.clone(),
-                keys: Arc::clone(&inner.keys),
+                keys: inner.keys.clone(),
                 revision: inner.revision,
                 require_signed_replies: inner.require_signed_replies,
                 timeout: Some(timeout),
@@ -161,7 +163,8 @@ impl PlatformClient {
         let inner = &self.inner;
         let body = protocol::try_to_wire(request, inner.revision)
             .map_err(|e| PlatformError::Transport(format!("request not serialisable: {e}")))?;
-        let authorization = inner.keys.sign(&body, OffsetDateTime::now_utc());
+        let keys = inner.keys.current().await;
+        let authorization = keys.sign(&body, OffsetDateTime::now_utc());
         let mut builder = inner
             .http
             .post(self.url(endpoint))
@@ -193,7 +196,7 @@ impl PlatformClient {
             bytes.extend_from_slice(&chunk);
         }
         let reply = accept_reply(
-            &inner.keys,
+            &keys,
             inner.require_signed_replies,
             header.as_deref(),
             &bytes,
@@ -221,7 +224,7 @@ fn transport_error(e: reqwest::Error) -> PlatformError {
 /// Checks a 2xx reply: its signature (when present, or always when
 /// `require_signed` is set) over the exact `body`, then its shape.
 fn accept_reply<Rep: DeserializeOwned>(
-    keys: &KeyRing,
+    keys: &crate::signing::KeyRing,
     require_signed: bool,
     authorization: Option<&str>,
     body: &[u8],
@@ -244,7 +247,7 @@ impl fmt::Debug for PlatformClient {
         f.debug_struct("PlatformClient")
             .field("api_base", &inner.api_base)
             .field("revision", &inner.revision)
-            .field("algorithm", &inner.keys.signer.algorithm())
+            .field("algorithm", &inner.keys.ring().signer.algorithm())
             .field("require_signed_replies", &inner.require_signed_replies)
             .field("timeout", &inner.timeout)
             .finish_non_exhaustive()
@@ -287,6 +290,7 @@ impl Platform for PlatformClient {
 mod tests {
     use super::*;
     use crate::protocol::{Reply, RetCode};
+    use crate::signing::KeyRing;
     use crate::signing::{HmacSecret, Signer, Verifier};
 
     fn keys(secret: &str) -> KeyRing {

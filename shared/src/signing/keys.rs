@@ -53,6 +53,39 @@ pub enum KeyError {
     NotOne,
 }
 
+/// A short, one-way name of a key, for logs and metrics: the first 8 bytes
+/// of the SHA-256 of the key's canonical bytes (an HMAC secret's bytes, an
+/// RSA public key's SubjectPublicKeyInfo DER; a private key is named by its
+/// public half), as 16 lowercase hex digits. It names a key without
+/// revealing it; compute it by hand with
+/// `printf %s "$SECRET" | sha256sum | cut -c1-16` or
+/// `openssl pkey -pubin -in key.pem -outform DER | sha256sum | cut -c1-16`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint([u8; 8]);
+
+impl Fingerprint {
+    /// The fingerprint of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(bytes);
+        let mut short = [0u8; 8];
+        short.copy_from_slice(&digest[..8]);
+        Self(short)
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({self})")
+    }
+}
+
 /// A TSK-HMAC-SHA256-BASIC skill secret. Debug output is redacted.
 #[derive(Clone)]
 pub struct HmacSecret(Vec<u8>);
@@ -81,6 +114,11 @@ impl HmacSecret {
                 }
             })
             .collect()
+    }
+
+    /// The secret's [`Fingerprint`].
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(&self.0)
     }
 
     pub(crate) fn expose(&self) -> &[u8] {
@@ -211,6 +249,11 @@ impl RsaPublicKey {
     /// standard base64 of these bytes).
     pub fn spki_der(&self) -> &[u8] {
         &self.spki
+    }
+
+    /// The key's [`Fingerprint`] (of its SubjectPublicKeyInfo DER).
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(&self.spki)
     }
 
     pub(crate) fn parsed(&self) -> &ParsedPublicKey {
@@ -420,6 +463,32 @@ mod tests {
         assert_eq!(
             HmacSecret::list(",a").unwrap_err(),
             KeyError::EmptySecret(1)
+        );
+    }
+
+    #[test]
+    fn fingerprints() {
+        // printf %s app_secret | sha256sum | cut -c1-16
+        let fp = HmacSecret::new("app_secret").fingerprint();
+        assert_eq!(fp.to_string().len(), 16);
+        use sha2::Digest as _;
+        let full = hex::encode(sha2::Sha256::digest(b"app_secret"));
+        assert_eq!(fp.to_string(), full[..16]);
+        assert!(!fp.to_string().contains("app_secret"));
+        // A public key: the SPKI DER, whatever the text form.
+        let key = platform_key();
+        let full = hex::encode(sha2::Sha256::digest(key.spki_der()));
+        assert_eq!(key.fingerprint().to_string(), full[..16]);
+        let pkcs1 = parse_public_keys(PUB2_PKCS1).unwrap().remove(0);
+        let spki = parse_public_keys(PUB2_PEM).unwrap().remove(0);
+        assert_eq!(pkcs1.fingerprint(), spki.fingerprint());
+        assert_ne!(key.fingerprint(), spki.fingerprint());
+        assert_eq!(
+            parse_private_key(PRIV_PEM)
+                .unwrap()
+                .public_key()
+                .fingerprint(),
+            key.fingerprint()
         );
     }
 

@@ -18,8 +18,8 @@ mod scheme;
 
 pub use header::{Algorithm, Authorization, SignDatetime, UnknownAlgorithm, MAX_HEADER_LEN};
 pub use keys::{
-    parse_private_key, parse_public_keys, HmacSecret, KeyError, RsaPrivateKey, RsaPublicKey,
-    MAX_RSA_BITS, MIN_RSA_BITS,
+    parse_private_key, parse_public_keys, Fingerprint, HmacSecret, KeyError, RsaPrivateKey,
+    RsaPublicKey, MAX_RSA_BITS, MIN_RSA_BITS,
 };
 pub use scheme::{KeyRing, Rsa2Signer, Signer, Verifier};
 

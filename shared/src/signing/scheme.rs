@@ -14,7 +14,7 @@ use sha2::Sha256;
 use subtle::{Choice, ConstantTimeEq};
 use time::OffsetDateTime;
 
-use super::keys::{HmacSecret, RsaPrivateKey, RsaPublicKey};
+use super::keys::{Fingerprint, HmacSecret, RsaPrivateKey, RsaPublicKey};
 use super::{Algorithm, Authorization, SignDatetime, SignError};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -52,6 +52,11 @@ pub struct Rsa2Signer {
 }
 
 impl Rsa2Signer {
+    /// The [`Fingerprint`] of the key (its public half).
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.key.public_key().fingerprint()
+    }
+
     fn signature(&self, digest: &Digest) -> Arc<str> {
         let mut id = [0u8; 32];
         id.copy_from_slice(digest.as_ref());
@@ -101,6 +106,15 @@ impl Signer {
         match self {
             Signer::Hmac(_) => Algorithm::HmacSha256Basic,
             Signer::Rsa2(_) => Algorithm::Rsa2,
+        }
+    }
+
+    /// The [`Fingerprint`] of the signing key (an RSA key by its public
+    /// half), for logs.
+    pub fn fingerprint(&self) -> Fingerprint {
+        match self {
+            Signer::Hmac(secret) => secret.fingerprint(),
+            Signer::Rsa2(rsa) => rsa.fingerprint(),
         }
     }
 
@@ -181,6 +195,14 @@ impl Verifier {
         }
     }
 
+    /// The [`Fingerprint`] of every key, in order.
+    pub fn fingerprints(&self) -> Vec<Fingerprint> {
+        match &self.keys {
+            Keys::Hmac(k) => k.iter().map(HmacSecret::fingerprint).collect(),
+            Keys::Rsa2(k) => k.iter().map(RsaPublicKey::fingerprint).collect(),
+        }
+    }
+
     /// Verifies the `Authorization` header value over the raw `body`.
     ///
     /// Checks, in order: present ([`SignError::Missing`]), well formed
@@ -195,9 +217,22 @@ impl Verifier {
         now: OffsetDateTime,
         skew: Duration,
     ) -> Result<SignDatetime, SignError> {
+        self.verify_key(header, body, now, skew)
+            .map(|(datetime, _)| datetime)
+    }
+
+    /// [`Verifier::verify`], also telling which key verified: its
+    /// [`Fingerprint`].
+    pub fn verify_key(
+        &self,
+        header: Option<&str>,
+        body: &[u8],
+        now: OffsetDateTime,
+        skew: Duration,
+    ) -> Result<(SignDatetime, Fingerprint), SignError> {
         let auth = Authorization::parse(header.ok_or(SignError::Missing)?)?;
-        self.verify_authorization(&auth, body, now, skew)?;
-        Ok(auth.datetime)
+        let key = self.verify_authorization_key(&auth, body, now, skew)?;
+        Ok((auth.datetime, key))
     }
 
     /// [`Verifier::verify`] for an already parsed header.
@@ -208,6 +243,19 @@ impl Verifier {
         now: OffsetDateTime,
         skew: Duration,
     ) -> Result<(), SignError> {
+        self.verify_authorization_key(auth, body, now, skew)
+            .map(drop)
+    }
+
+    /// [`Verifier::verify_authorization`], returning the [`Fingerprint`] of
+    /// the key that verified.
+    pub fn verify_authorization_key(
+        &self,
+        auth: &Authorization,
+        body: &[u8],
+        now: OffsetDateTime,
+        skew: Duration,
+    ) -> Result<Fingerprint, SignError> {
         let expected = self.algorithm();
         if auth.algorithm != expected {
             return Err(SignError::WrongAlgorithm {
@@ -216,15 +264,13 @@ impl Verifier {
             });
         }
         check_clock(&auth.datetime, now, skew)?;
-        let ok = match &self.keys {
-            Keys::Hmac(secrets) => verify_hmac(secrets, &auth.signature, body, &auth.datetime),
-            Keys::Rsa2(keys) => verify_rsa2(keys, &auth.signature, body, &auth.datetime),
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(SignError::BadSignature)
+        match &self.keys {
+            Keys::Hmac(secrets) => verify_hmac(secrets, &auth.signature, body, &auth.datetime)
+                .map(|i| secrets[i].fingerprint()),
+            Keys::Rsa2(keys) => verify_rsa2(keys, &auth.signature, body, &auth.datetime)
+                .map(|i| keys[i].fingerprint()),
         }
+        .ok_or(SignError::BadSignature)
     }
 }
 
@@ -249,19 +295,21 @@ fn verify_hmac(
     signature: &str,
     body: &[u8],
     datetime: &SignDatetime,
-) -> bool {
+) -> Option<usize> {
     if signature.len() != 64 {
-        return false;
+        return None;
     }
-    let Ok(given) = hex::decode(signature) else {
-        return false;
-    };
-    // Every secret is tried (no early exit), each comparison constant-time.
-    let mut ok = Choice::from(0);
-    for secret in secrets {
-        ok |= hmac_tag(secret, body, datetime).ct_eq(given.as_slice());
+    let given = hex::decode(signature).ok()?;
+    // Every secret is tried (no early exit), each comparison constant-time;
+    // the first that matches is the one reported.
+    let mut matched = None;
+    for (i, secret) in secrets.iter().enumerate() {
+        let ok: Choice = hmac_tag(secret, body, datetime).ct_eq(given.as_slice());
+        if bool::from(ok) && matched.is_none() {
+            matched = Some(i);
+        }
     }
-    ok.into()
+    matched
 }
 
 fn verify_rsa2(
@@ -269,13 +317,11 @@ fn verify_rsa2(
     signature: &str,
     body: &[u8],
     datetime: &SignDatetime,
-) -> bool {
-    let Ok(given) = STANDARD.decode(signature) else {
-        return false;
-    };
+) -> Option<usize> {
+    let given = STANDARD.decode(signature).ok()?;
     let digest = content_digest(body, datetime);
     keys.iter()
-        .any(|key| key.parsed().verify_digest_sig(&digest, &given).is_ok())
+        .position(|key| key.parsed().verify_digest_sig(&digest, &given).is_ok())
 }
 
 impl fmt::Debug for Verifier {
@@ -316,6 +362,16 @@ impl KeyRing {
         now: OffsetDateTime,
     ) -> Result<SignDatetime, SignError> {
         self.verifier.verify(header, body, now, self.skew)
+    }
+
+    /// See [`Verifier::verify_key`]; uses [`KeyRing::skew`].
+    pub fn verify_key(
+        &self,
+        header: Option<&str>,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<(SignDatetime, Fingerprint), SignError> {
+        self.verifier.verify_key(header, body, now, self.skew)
     }
 }
 
@@ -476,6 +532,42 @@ mod tests {
             ring.verify(Some(&stranger.to_string()), b"{}", at()),
             Err(SignError::BadSignature)
         );
+        // Which key verified, by fingerprint.
+        let (_, by) = ring
+            .verify_key(Some(&old.to_string()), b"{}", at())
+            .unwrap();
+        assert_eq!(by, HmacSecret::new("old").fingerprint());
+        let (_, by) = ring
+            .verify_key(Some(&auth.to_string()), b"{}", at())
+            .unwrap();
+        assert_eq!(by, HmacSecret::new("new").fingerprint());
+        assert_eq!(by, ring.signer.fingerprint());
+        assert_eq!(
+            ring.verifier.fingerprints(),
+            vec![
+                HmacSecret::new("new").fingerprint(),
+                HmacSecret::new("old").fingerprint()
+            ]
+        );
+    }
+
+    #[test]
+    fn rsa2_reports_the_verifying_key() {
+        let first = crate::signing::parse_private_key(include_str!(
+            "../../tests/vectors/platform_private_key.pem"
+        ))
+        .unwrap();
+        let second = crate::signing::parse_private_key(include_str!(
+            "../../tests/vectors/second_private_key.pem"
+        ))
+        .unwrap();
+        let verifier = Verifier::rsa2(vec![second.public_key(), first.public_key()]);
+        let auth = Signer::rsa2(first.clone()).sign(b"{}", at());
+        let (_, by) = verifier
+            .verify_key(Some(&auth.to_string()), b"{}", at(), SKEW)
+            .unwrap();
+        assert_eq!(by, first.public_key().fingerprint());
+        assert_eq!(by, Signer::rsa2(first).fingerprint());
     }
 
     #[test]
