@@ -531,7 +531,6 @@ impl Keys {
         let (datetime, key) = result?;
         let fingerprint = key.to_string();
         tracing::Span::current().record("key_fingerprint", fingerprint.as_str());
-        tracing::debug!(key_fingerprint = %fingerprint, "signature verified");
         metrics::verified_by_key(function, &fingerprint);
         Ok(Verified { datetime, key })
     }
