@@ -294,31 +294,31 @@ pub fn ring_from_secret(
             })
         }
         Algorithm::Rsa2 => {
+            // Each element parsed; an error names the element when there
+            // are several.
+            let element = |field: &'static str, i: usize, count: usize, e: String| {
+                malformed(
+                    field,
+                    if count > 1 {
+                        format!("element {}: {e}", i + 1)
+                    } else {
+                        e
+                    },
+                )
+            };
             let texts = required(secret, &object, FIELD_PLATFORM_PUBLIC_KEY)?;
             let mut public = Vec::new();
             for (i, text) in texts.iter().enumerate() {
-                let keys = parse_public_keys(text).map_err(|e| {
-                    let reason = if several(&texts) {
-                        format!("element {}: {e}", i + 1)
-                    } else {
-                        e.to_string()
-                    };
-                    malformed(FIELD_PLATFORM_PUBLIC_KEY, reason)
-                })?;
-                public.extend(keys);
+                public.extend(parse_public_keys(text).map_err(|e| {
+                    element(FIELD_PLATFORM_PUBLIC_KEY, i, texts.len(), e.to_string())
+                })?);
             }
             let texts = required(secret, &object, FIELD_SKILL_PRIVATE_KEY)?;
             let mut private = Vec::new();
             for (i, text) in texts.iter().enumerate() {
-                let key = parse_private_key(text).map_err(|e| {
-                    let reason = if several(&texts) {
-                        format!("element {}: {e}", i + 1)
-                    } else {
-                        e.to_string()
-                    };
-                    malformed(FIELD_SKILL_PRIVATE_KEY, reason)
-                })?;
-                private.push(key);
+                private.push(parse_private_key(text).map_err(|e| {
+                    element(FIELD_SKILL_PRIVATE_KEY, i, texts.len(), e.to_string())
+                })?);
             }
             Ok(KeyRing {
                 signer: Signer::rsa2(private.swap_remove(0)),
